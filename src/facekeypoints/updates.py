@@ -1,0 +1,79 @@
+"""Update rules with the old Lasagne names, each building a torch optimizer.
+
+An update rule is a function ``rule(params, learning_rate=..., **hyper) -> torch.optim.Optimizer``.
+Its ``hyperparameters`` attribute maps the recipe's names (``learning_rate``, ``momentum``)
+onto the optimizer's param-group keys, so the net can change them between epochs without
+rebuilding the optimizer (its state, e.g. momentum buffers, survives).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _rule(**hyperparameters):
+    def decorate(fn):
+        fn.hyperparameters = hyperparameters
+        return fn
+    return decorate
+
+
+@_rule(learning_rate=("lr",), momentum=("momentum",))
+def nesterov_momentum(params, learning_rate=0.01, momentum=0.9):
+    """SGD with Nesterov momentum (Lasagne's default in the recipe)."""
+    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum, nesterov=True)
+
+
+@_rule(learning_rate=("lr",), momentum=("momentum",))
+def momentum(params, learning_rate=0.01, momentum=0.9):  # noqa: F811 - Lasagne's name
+    """SGD with classical momentum."""
+    return torch.optim.SGD(params, lr=learning_rate, momentum=momentum)
+
+
+@_rule(learning_rate=("lr",))
+def sgd(params, learning_rate=0.01):
+    """Plain stochastic gradient descent."""
+    return torch.optim.SGD(params, lr=learning_rate)
+
+
+@_rule(learning_rate=("lr",), momentum=("betas", 0), beta1=("betas", 0), beta2=("betas", 1),
+       epsilon=("eps",))
+def adam(params, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, momentum=None):
+    """Adam; ``momentum`` is accepted as another name for ``beta1`` so momentum schedules apply."""
+    if momentum is not None:
+        beta1 = momentum
+    return torch.optim.Adam(params, lr=learning_rate, betas=(beta1, beta2), eps=epsilon)
+
+
+UPDATES = {"nesterov_momentum": nesterov_momentum, "momentum": momentum, "sgd": sgd, "adam": adam}
+
+
+def hyperparameter_slots(update):
+    """Names the rule understands -> where each lives in a param group."""
+    slots = getattr(update, "hyperparameters", None)
+    if slots is None:  # a torch optimizer class or a user's rule: names are the group keys
+        slots = {"learning_rate": ("lr",)}
+    return slots
+
+
+def set_hyperparameter(optimizer, update, name, value):
+    """Write one hyperparameter into every param group of ``optimizer``."""
+    slot = hyperparameter_slots(update).get(name, (name,))
+    for group in optimizer.param_groups:
+        if slot[0] not in group:
+            raise KeyError(name)
+        if len(slot) == 1:
+            group[slot[0]] = value
+        else:
+            current = list(group[slot[0]])
+            current[slot[1]] = value
+            group[slot[0]] = tuple(current)
+
+
+def build_optimizer(update, params, hyper):
+    """Create the optimizer for ``params`` from an update rule or a torch optimizer class."""
+    if isinstance(update, type) and issubclass(update, torch.optim.Optimizer):
+        kwargs = dict(hyper)
+        if "learning_rate" in kwargs:
+            kwargs["lr"] = kwargs.pop("learning_rate")
+        return update(params, **kwargs)
+    return update(params, **hyper)
