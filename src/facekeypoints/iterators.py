@@ -6,8 +6,9 @@ half of every training batch: images reversed along the width, x coordinates neg
 left/right keypoint columns swapped, all vectorised on fresh tensors.
 
 Subclasses written for the old numpy-based nolearn (``transform`` doing numpy fancy
-indexing) still work: unless a subclass sets ``tensor_transform = True``, its ``transform``
-receives numpy copies and its result is moved back to the device.
+indexing) still work: unless the class that defines ``transform`` sets
+``tensor_transform = True``, its ``transform`` receives numpy copies and its result is moved
+back to the device (slower; write tensor code and set the flag for speed).
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ class BatchIterator:
     def _apply_transform(self, Xb, yb):
         if type(self).transform is BatchIterator.transform:
             return Xb, yb
-        if self.tensor_transform or not isinstance(Xb, torch.Tensor):
+        if self._transform_takes_tensors() or not isinstance(Xb, torch.Tensor):
             return self.transform(Xb, yb)
         # An old-style numpy transform: hand it numpy copies, bring the result back.
         device = Xb.device
@@ -83,6 +84,11 @@ class BatchIterator:
         Xt = torch.as_tensor(np.ascontiguousarray(Xn), device=device)
         yt = torch.as_tensor(np.ascontiguousarray(yn), device=device) if yn is not None else None
         return Xt, yt
+
+    def _transform_takes_tensors(self):
+        """True when the class defining ``transform`` is ours or says ``tensor_transform = True``."""
+        owner = next(c for c in type(self).__mro__ if "transform" in vars(c))
+        return vars(owner).get("tensor_transform", owner.__module__.startswith("facekeypoints."))
 
     def transform(self, Xb, yb):
         """Override to augment a batch; return the (new) ``(Xb, yb)``."""
