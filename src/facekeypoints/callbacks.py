@@ -167,6 +167,16 @@ class EarlyStopping(Callback):
     def on_train_end(self, net, **kwargs):
         self.restore(net)
 
+    def state_dict(self):
+        """What a checkpoint keeps, so a resumed run stops where the original would."""
+        return {"best_loss": float(self.best_loss_), "best_epoch": int(self.best_epoch_),
+                "best_weights": dict(self.best_weights_ or {})}
+
+    def load_state_dict(self, state):
+        self.best_loss_ = float(state["best_loss"])
+        self.best_epoch_ = int(state["best_epoch"])
+        self.best_weights_ = dict(state["best_weights"]) or None
+
 
 class NolearnHandlers(Callback):
     """Run nolearn-style ``on_epoch_finished`` / ``on_training_finished`` callables.
@@ -246,6 +256,8 @@ class EpochTable(PrintLog):
     def format_row(self, row, key, color):
         if key == "epoch":
             return str(row[key])
+        if key == "dur":
+            return f"{row[key]:.2f}s"
         colour = color if self.sink is print and sys.stdout.isatty() else ""
         text = super().format_row(row, key, colour)
         if not colour and row.get(key + "_best"):

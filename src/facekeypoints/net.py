@@ -125,18 +125,56 @@ class NeuralNet(_SkorchNet):
         self._check_configuration()
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.rng_states_ = None
         return super().initialize()
 
+    def fit(self, X, y=None, resume=None, **fit_params):
+        """Train from scratch, or with ``resume=`` a checkpoint, continue that run exactly."""
+        if resume is None:
+            return super().fit(X, y, **fit_params)
+        from .checkpoint import restore_checkpoint
+
+        self.initialize()
+        restore_checkpoint(self, resume)
+        remaining = self.max_epochs - len(self.history)
+        if remaining > 0:
+            self.partial_fit(X, y, epochs=remaining, **fit_params)
+        return self
+
     @contextlib.contextmanager
-    def _seeded(self, offset=0):
-        """Run a block under ``random_state`` without disturbing torch's global generator."""
-        if self.random_state is None:
+    def _seeded(self, offset=0, state=None):
+        """Run a block under ``random_state`` (or a saved generator state) without disturbing
+        torch's global generator."""
+        if self.random_state is None and state is None:
             yield
             return
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(self.random_state) + offset)
+            if state is not None:
+                torch.set_rng_state(state["torch"])
+                if devices and state.get("cuda") is not None:
+                    torch.cuda.set_rng_state(state["cuda"])
+            else:
+                torch.manual_seed(int(self.random_state) + offset)
             yield
+
+    def rng_state(self):
+        """Generator states at the end of the last epoch (dropout and batch order/flips)."""
+        return getattr(self, "rng_states_", None)
+
+    def set_rng_state(self, state):
+        """Continue from generator states saved by :meth:`rng_state` (used to resume)."""
+        self.rng_states_ = state
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                             **kwargs)
+        generator = getattr(self, "batch_generator_", None)
+        self.rng_states_ = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state() if str(self.device).startswith("cuda") else None,
+            "batches": generator.get_state() if generator is not None else None,
+        }
 
     def get_default_callbacks(self):
         return [
@@ -258,20 +296,31 @@ class NeuralNet(_SkorchNet):
         iterator = self.batch_iterator_train if training else self.batch_iterator_test
         if iterator is None:
             iterator = BatchIterator(128)
-        generator = None
-        if training and self.random_state is not None and iterator.random_state is None:
-            device = dataset.X.device
-            generator = torch.Generator(device=device)
-            generator.manual_seed(int(self.random_state) + 1 + len(self.history_ or []))
+        if not training:
+            return iterator(dataset.X, dataset.y)
+        # The training batches' generator (shuffling, flips) lives on the net, so that its
+        # state can be checkpointed and a resumed run draws exactly the same flips.
+        generator = torch.Generator(device=dataset.X.device)
+        saved = (self.rng_state() or {}).get("batches")
+        if saved is not None:
+            generator.set_state(saved)
+        else:
+            seed = self.random_state if iterator.random_state is None else iterator.random_state
+            if seed is None:
+                seed = int(torch.randint(0, 2**62, (1,)).item())
+            generator.manual_seed(int(seed) + 1)
+        self.batch_generator_ = generator
         return iterator(dataset.X, dataset.y, generator=generator)
 
     # ------------------------------------------------------------------ training
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        with _memory.keep_large_buffers(), self._seeded(offset=2 + len(self.history)):
+        with _memory.keep_large_buffers(), self._seeded(offset=2, state=self.rng_state()):
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
             except StopIteration:
                 pass  # an on_epoch_finished handler asked to stop (nolearn's protocol)
+            finally:
+                vars(self).pop("batch_generator_", None)
         return self
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):

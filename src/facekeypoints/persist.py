@@ -63,6 +63,8 @@ def net_config(net):
     hyper = {attr: read_value(getattr(net, attr)) for attr in net._update_attrs().values()
              if getattr(net, attr) is not None}
     return {
+        "batch_iterators": {"train": _iterator_config(net.batch_iterator_train),
+                            "test": _iterator_config(net.batch_iterator_test)},
         "layers": [[name, layer_class(spec).__name__] for name, spec in net.layers],
         "layer_kwargs": layer_kwargs,
         "update": update_name,
@@ -72,6 +74,33 @@ def net_config(net):
         "eval_size": net.eval_size,
         "columns": list(getattr(net, "columns_", []) or []),
     }
+
+
+def _iterator_config(iterator):
+    """Built-in iterators by kind and batch size; anything else falls back to the default."""
+    from .iterators import BatchIterator, FlipBatchIterator
+
+    if type(iterator) not in (BatchIterator, FlipBatchIterator):
+        return None
+    config = {"kind": type(iterator).__name__, "batch_size": int(iterator.batch_size)}
+    if isinstance(iterator, FlipBatchIterator):
+        config["flip_indices"] = [list(map(int, pair)) for pair in iterator.flip_indices]
+    return config
+
+
+def _iterator_from_config(config):
+    from .iterators import BatchIterator, FlipBatchIterator
+
+    if not config:
+        return None
+    kinds = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator}
+    if config.get("kind") not in kinds:
+        raise ModelFileError(f"the model config names an unknown batch iterator "
+                             f"{config.get('kind')!r}; known: {', '.join(kinds)}")
+    kwargs = {"batch_size": int(config["batch_size"])}
+    if "flip_indices" in config:
+        kwargs["flip_indices"] = [tuple(pair) for pair in config["flip_indices"]]
+    return kinds[config["kind"]](**kwargs)
 
 
 def build_net(config, **overrides):
@@ -91,7 +120,10 @@ def build_net(config, **overrides):
                              f"known: {', '.join(sorted(UPDATES))}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v
               for k, v in config.get("layer_kwargs", {}).items()}
+    iterators = config.get("batch_iterators") or {}
     params = dict(layers=layers, update=UPDATES[update], regression=config.get("regression", True),
+                  batch_iterator_train=_iterator_from_config(iterators.get("train")),
+                  batch_iterator_test=_iterator_from_config(iterators.get("test")),
                   max_epochs=config.get("max_epochs", 100), eval_size=config.get("eval_size", 0.2),
                   verbose=0, **kwargs, **config.get("hyperparameters", {}))
     params.update(overrides)

@@ -1,0 +1,91 @@
+"""Safe model files: round trip, and files that would run code or name unknown parts."""
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import facekeypoints as fk
+from facekeypoints.persist import ModelFileError, load_model, read_model_file, save_model
+from tests.conftest import tiny_data, tiny_net
+
+
+def test_round_trip_predicts_the_same_and_keeps_the_history(tmp_path):
+    X, y = tiny_data()
+    net = tiny_net(update_learning_rate=fk.shared(fk.float32(0.02))).fit(X, y)
+    path = save_model(net, tmp_path / "model.pt")
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert [h["epoch"] for h in loaded.saved_history_] == [1, 2, 3]
+    assert loaded.update_learning_rate == pytest.approx(0.02)
+    assert load_model(tmp_path).predict(X[:2]).shape == (2, 30)  # a run directory works too
+
+
+def test_presets_round_trip(tmp_path):
+    net = fk.presets.net6(verbose=0).initialize()
+    loaded = load_model(save_model(net, tmp_path / "net6.pt"))
+    assert loaded.n_parameters() == net.n_parameters()
+    assert loaded.dropout4_p == 0.5
+
+
+def test_module_nets_are_refused_with_the_alternative(tmp_path):
+    net = fk.NeuralNet(module=torch.nn.Linear(256, 30), verbose=0).initialize()
+    with pytest.raises(ValueError, match="layers="):
+        save_model(net, tmp_path / "m.pt")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_model_file_that_would_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "model.pt"
+    with open(bad, "wb") as f:
+        pickle.dump({"format": "facekeypoints-model", "state_dict": _Payload(marker)}, f)
+    with pytest.raises(ModelFileError, match="not a valid facekeypoints model file"):
+        load_model(bad)
+    assert not marker.exists()
+
+
+def _rewrite_config(path, **changes):
+    payload = torch.load(path, weights_only=True)
+    config = json.loads(payload["config"])
+    config.update(changes)
+    payload["config"] = json.dumps(config)
+    torch.save(payload, path)
+
+
+def test_unknown_layer_or_update_in_the_config_is_refused(tmp_path):
+    X, y = tiny_data()
+    path = save_model(tiny_net(max_epochs=1).fit(X, y), tmp_path / "model.pt")
+    config = read_model_file(path)["config"]
+    _rewrite_config(path, layers=config["layers"][:-1] + [["output", "EvilLayer"]])
+    with pytest.raises(ModelFileError, match="unknown layer type 'EvilLayer'"):
+        load_model(path)
+    _rewrite_config(path, layers=config["layers"], update="os.system")
+    with pytest.raises(ModelFileError, match="unknown update rule 'os.system'"):
+        load_model(path)
+
+
+def test_saving_over_a_good_model_never_leaves_half_a_file(tmp_path, monkeypatch):
+    X, y = tiny_data()
+    net = tiny_net(max_epochs=1).fit(X, y)
+    path = save_model(net, tmp_path / "model.pt")
+    good = path.read_bytes()
+
+    def broken_save(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_model(net, path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
