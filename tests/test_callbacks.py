@@ -164,3 +164,36 @@ def test_old_recipe_net4_code_ports_by_changing_imports(tmp_path):
         loaded = pickle.load(f)
     np.testing.assert_array_equal(loaded.predict(X), net4.predict(X))
     assert math.isclose(loaded.update_learning_rate.get_value(), 0.0001, rel_tol=1e-5)
+
+
+def test_schedules_that_leave_the_valid_range_fail_before_training():
+    X, y = tiny_data()
+    seen = []
+    bad_momentum = fk.AdjustVariable("update_momentum", 0.9, 1.0)
+    net = tiny_net(callbacks=[("m", bad_momentum)], on_epoch_finished=[lambda nn, h: seen.append(1)])
+    with pytest.raises(ValueError, match=r"update_momentum.*epoch 3.*must be in \[0, 1\)"):
+        net.fit(X, y)
+    bad_lr = fk.AdjustVariable("update_learning_rate", 0.01, -0.01)
+    with pytest.raises(ValueError, match="update_learning_rate must be > 0"):
+        tiny_net(callbacks=[("lr", bad_lr)]).fit(X, y)
+    assert seen == []
+
+
+def test_divergence_leaves_the_last_checkpoint_untouched(tmp_path):
+    from facekeypoints.checkpoint import Checkpoint
+
+    X, y = tiny_data()
+    path = tmp_path / "ck.pt"
+    boom = fk.shared(fk.float32(0.01))
+
+    def explode_after_two(nn, history):
+        if len(history) == 2:
+            boom.set_value(1e9)
+
+    net = tiny_net(max_epochs=6, update_learning_rate=boom, callbacks=[("ck", Checkpoint(path))],
+                   on_epoch_finished=[explode_after_two])
+    with pytest.raises(fk.DivergenceError, match=r"epoch \d"):
+        net.fit(X, y * 1e3)
+    import facekeypoints.checkpoint as ckpt
+    assert ckpt.read_checkpoint(path)["epoch"] >= 2
+    assert all(torch.isfinite(p).all() for p in net.module_.parameters())

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 from skorch.callbacks import Callback, PrintLog
 
-from .shared import float32, is_shared, read_value
+from .shared import float32, is_shared
+from .updates import check_hyperparameter
 
 
 class AdjustVariable(Callback):
@@ -63,10 +64,17 @@ class AdjustVariable(Callback):
         return np.array([self.value_at(e, max_epochs) for e in range(1, n_epochs + 1)])
 
     def check(self, net):
-        """Fail before training when the net has no hyperparameter called ``name``."""
+        """Fail before training when the net has no hyperparameter called ``name``, or when
+        the schedule would set a value no run should use (lr <= 0, momentum >= 1)."""
         if hasattr(net, self.name):
             target = getattr(net, self.name)
             if is_shared(target) or isinstance(target, (int, float, np.number)):
+                for epoch, value in enumerate(self.simulate(net.max_epochs), start=1):
+                    try:
+                        check_hyperparameter(self.name, value)
+                    except ValueError as exc:
+                        raise ValueError(f"{type(self).__name__}({self.name!r}, start={self.start}"
+                                         f", stop={self.stop}) in epoch {epoch}: {exc}") from None
                 return
             raise ValueError(f"{type(self).__name__}({self.name!r}): net.{self.name} is "
                              f"{target!r}, not a number or a shared variable")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import warnings
 
 import numpy as np
@@ -24,7 +23,8 @@ from .callbacks import EpochTable, NolearnHandlers, EpochSummary
 from .iterators import BatchIterator
 from .layers import LayerStack, build_stack, split_layer_params
 from .shared import is_shared, read_value
-from .updates import build_optimizer, hyperparameter_slots, nesterov_momentum, set_hyperparameter
+from .updates import (build_optimizer, check_hyperparameter, hyperparameter_slots,
+                      nesterov_momentum, set_hyperparameter)
 
 # skorch knobs this class replaces with the recipe's own; using them is a mistake worth naming.
 _REPLACED = {
@@ -237,7 +237,7 @@ class NeuralNet(_SkorchNet):
                 raise ValueError(f"{attr} is not a hyperparameter of the update rule "
                                  f"{getattr(self.update, '__name__', self.update)}; it takes "
                                  f"{', '.join('update_' + a for a in sorted(accepts))}")
-            values[name] = _checked_hyperparameter(attr, read_value(raw))
+            values[name] = check_hyperparameter(attr, read_value(raw))
         return values
 
     def initialize_optimizer(self, triggered_directly=None):
@@ -404,16 +404,6 @@ class NeuralNet(_SkorchNet):
             super().__setstate__(state)
         if want_cuda and not torch.cuda.is_available():
             self.device = "cpu"
-
-
-def _checked_hyperparameter(attr, value):
-    if not math.isfinite(value):
-        raise ValueError(f"{attr} is {value}; it must be a finite number")
-    if attr.endswith("learning_rate") and value <= 0:
-        raise ValueError(f"{attr} must be > 0, got {value}")
-    if attr.endswith("momentum") and not 0 <= value < 1:
-        raise ValueError(f"{attr} must be in [0, 1), got {value}")
-    return value
 
 
 __all__ = ["NeuralNet", "DivergenceError", "is_shared"]

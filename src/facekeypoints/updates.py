@@ -7,6 +7,8 @@ rebuilding the optimizer (its state, e.g. momentum buffers, survives).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -77,3 +79,14 @@ def build_optimizer(update, params, hyper):
             kwargs["lr"] = kwargs.pop("learning_rate")
         return update(params, **kwargs)
     return update(params, **hyper)
+
+
+def check_hyperparameter(attr, value):
+    """Refuse values no run should start with: lr <= 0, momentum outside [0, 1), NaN."""
+    if not math.isfinite(value):
+        raise ValueError(f"{attr} is {value}; it must be a finite number")
+    if attr.endswith("learning_rate") and value <= 0:
+        raise ValueError(f"{attr} must be > 0, got {value}")
+    if attr.endswith("momentum") and not 0 <= value < 1:
+        raise ValueError(f"{attr} must be in [0, 1), got {value}")
+    return value
