@@ -16,6 +16,7 @@ import hashlib
 import json
 import mmap
 import os
+import re
 import tempfile
 import threading
 import time
@@ -416,39 +417,69 @@ def _parse_bytes(raw, name: str) -> ParsedCSV:
     """
     header, rows, lines = _split_lines(raw, name)
     image_at = header.index("Image")
+    open_end = len(raw) > 0 and raw[len(raw) - 1] != 10     # no line end after the last line
 
     def where(i, col=None):
         return (f"{name}, data row {i + 1} (file line {lines[i]})"
                 + (f", column {col!r}" if col else ""))
 
-    fields, images = _split_fields(raw, rows, header, image_at, where)
+    def cut_short(i):
+        return (" The file's last line has no line end: was the file cut short (an "
+                "interrupted download or copy)?" if open_end and i == len(rows) - 1 else "")
+
+    fields, images = _split_fields(raw, rows, header, image_at, where, cut_short)
     columns = tuple(c for c in KEYPOINT_COLUMNS if c in header)
-    numeric = list(columns) + (["ImageId"] if "ImageId" in header else [])
-    values = _numbers(fields, [_other(header, image_at, c) for c in numeric], numeric, where)
     keypoints = ids = None
     if columns:
+        values = _numbers(fields, [_other(header, image_at, c) for c in columns], columns,
+                          where)
         keypoints = np.full((len(rows), len(KEYPOINT_COLUMNS)), np.nan)
-        keypoints[:, [KEYPOINT_COLUMNS.index(c) for c in columns]] = values[:, :len(columns)]
+        keypoints[:, [KEYPOINT_COLUMNS.index(c) for c in columns]] = values
     if "ImageId" in header:
-        raw_ids = values[:, -1]
-        bad = np.isnan(raw_ids) | (raw_ids != np.round(raw_ids))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(f"{where(i, 'ImageId')}: expected a whole number, found "
-                                  f"{fields[i][_other(header, image_at, 'ImageId')]!r}.")
-        ids = raw_ids.astype(np.int64)
-    pixels = _parse_images(images, lambda i: where(i, "Image"))
+        ids = _image_ids(fields, _other(header, image_at, "ImageId"), where)
+    pixels = _parse_images(images, lambda i: where(i, "Image"), cut_short)
     return ParsedCSV(pixels, keypoints, ids, columns)
+
+
+def _show(text, limit=20):
+    """A field for an error message: quoted, and shortened when long."""
+    text = str(text)
+    if len(text) <= limit + 3:
+        return repr(text)
+    return f"{text[:limit] + '...'!r} ({len(text)} characters)"
 
 
 def _decode(data, where):
     try:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as e:
+        start = bytes(data[:4])
+        if start == b"PK\x03\x04":
+            hint = "This is a zip archive: unzip it and pass the .csv inside"
+        elif start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            hint = ("It looks like UTF-16 (Excel's 'Unicode Text' or a PowerShell redirect): "
+                    "re-save it as UTF-8 CSV")
+        else:
+            hint = ("Was the file saved in another encoding (Latin-1, Windows-1252), or is it "
+                    "not a CSV (a zip archive)? Re-save it as UTF-8")
         raise DataFormatError(
-            f"{where}: not UTF-8 text (byte 0x{bytes(data)[e.start]:02x}). Is this the zip "
-            "archive, or a file saved in another encoding? Unzip it / re-save it as UTF-8 "
+            f"{where}: not UTF-8 text (byte 0x{bytes(data)[e.start]:02x}). {hint} "
             "(Kaggle's CSVs are plain ASCII).") from None
+
+
+def _csv_error(where, e):
+    if "new-line" in str(e):
+        return DataFormatError(
+            f"{where}: malformed CSV (a carriage return inside the line, not at its end). Was "
+            "the file saved with old Mac line ends (\\r only)? Convert its line ends to \\n.")
+    if "unexpected end of data" in str(e):
+        return DataFormatError(f"{where}: malformed CSV (a quote '\"' that is not closed on "
+                               "this line). Remove the stray quote or close it.")
+    if "field limit" in str(e):
+        return DataFormatError(
+            f"{where}: malformed CSV (a field over {csv.field_size_limit()} characters long: a "
+            "quote that is never closed, or lines that lost their line ends?).")
+    return DataFormatError(f"{where}: malformed CSV ({e}).")
 
 
 def _split_lines(raw, name):
@@ -465,7 +496,8 @@ def _split_lines(raw, name):
             end -= 1
         if end - pos > 64 or raw[pos:end].strip():
             if header is None:
-                header = _decode(raw[pos:end], f"{name}, file line {number} (the header)")
+                at = f"{name}, file line {number} (the header)"
+                header, header_line = _decode(raw[pos:end], at), number
             else:
                 rows.append((pos, end))
                 lines.append(number)
@@ -473,24 +505,50 @@ def _split_lines(raw, name):
     if header is None:
         raise DataFormatError(f"{name} is empty; expected a Kaggle CSV: a header line "
                               "(30 keypoint columns and Image, or ImageId,Image) and data rows.")
-    names = [c.strip() for c in next(csv.reader([header]))]
+    if '"' in header or "\r" in header:
+        try:
+            names = [c.strip() for c in next(csv.reader([header]), [""])]
+        except csv.Error as e:
+            raise _csv_error(at, e) from None
+    else:                                      # no quoting: the csv module is not needed
+        names = [c.strip() for c in header.split(",")]
     seen = set()
     for i, c in enumerate(names):
         if c in seen:
-            raise DataFormatError(f"{name}: column {c!r} appears twice in the header (columns "
-                                  f"{names.index(c) + 1} and {i + 1}); rename or drop one.")
+            raise DataFormatError(f"{name}: column {_show(c)} appears twice in the header "
+                                  f"(columns {names.index(c) + 1} and {i + 1}); rename or drop "
+                                  "one.")
         seen.add(c)
     if "Image" not in names:
+        if any(_looks_like_data(c) for c in names):
+            raise DataFormatError(
+                f"{name}: file line {header_line} looks like data, not a header (it starts "
+                f"with {_show(names[0])}): the file has no header line. Add Kaggle's header as "
+                "the first line: the 30 keypoint columns then Image for training.csv "
+                f"({KEYPOINT_COLUMNS[0]},{KEYPOINT_COLUMNS[1]},...,Image), or ImageId,Image "
+                "for test.csv.")
+        shown = ", ".join(_show(c) for c in names[:8])
         raise DataFormatError(
-            f"{name}: no 'Image' column in the header; found {names[:8]}"
-            f"{' ...' if len(names) > 8 else ''}{_suggest('Image', names)}. Expected Kaggle's "
-            "training.csv (30 keypoint columns, Image) or test.csv (ImageId, Image).")
+            f"{name}: no 'Image' column in the header; found [{shown}"
+            f"{', ...' if len(names) > 8 else ''}]{_suggest('Image', names)}. Expected "
+            "Kaggle's training.csv (30 keypoint columns, Image) or test.csv (ImageId, Image).")
     if not rows:
         raise DataFormatError(f"{name} has a header but no data rows.")
     return names, rows, lines
 
 
-def _split_fields(raw, rows, header, image_at, where):
+def _looks_like_data(text):
+    """A header name that is a number, or a run of pixel values."""
+    if len(text) > 64:
+        return text[:64].replace(" ", "").isdigit()
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _split_fields(raw, rows, header, image_at, where, cut_short=lambda i: ""):
     """Per row: the non-Image fields (str) and the Image field (bytes-like, not copied).
 
     Kaggle puts Image last and it holds no commas, so a line is cut at its last comma and
@@ -506,11 +564,18 @@ def _split_fields(raw, rows, header, image_at, where):
             cut, row, found = start - 1, [], 1
         else:
             cut = raw.rfind(b",", start, end)
-            row = _csv_row(raw[start:cut], where(i)) if cut >= 0 else []
-            found = len(row) + 1
+            part = raw[start:cut] if cut >= 0 else b""
+            commas = part.count(b",")
+            if cut < 0:
+                row, found = [], 1
+            elif commas + 2 != len(header) and b'"' not in part:
+                row, found = None, commas + 2     # a wrong count: no need to split (10 MB lines)
+            else:
+                row = _csv_row(part, where(i))
+                found = len(row) + 1
         if found != len(header):
             raise DataFormatError(f"{where(i)}: expected {len(header)} comma-separated fields "
-                                  f"as in the header, found {found}.")
+                                  f"as in the header, found {found}.{cut_short(i)}")
         if last:
             lo, hi = cut + 1, end
             if hi - lo >= 2 and raw[lo] == 34 and raw[hi - 1] == 34:   # a "quoted" field
@@ -527,9 +592,9 @@ def _csv_row(line: bytes, where):
     if '"' not in text:                        # no quoting: the csv module is not needed
         return text.split(",")
     try:
-        return next(csv.reader([text], strict=True)) or [""]
+        return next(csv.reader([text], strict=True), None) or [""]
     except csv.Error as e:
-        raise DataFormatError(f"{where}: malformed CSV ({e}).") from None
+        raise _csv_error(where, e) from None
 
 
 def _other(header, image_at, column):
@@ -538,32 +603,80 @@ def _other(header, image_at, column):
     return j - (j > image_at)
 
 
+# Keypoints are pixel coordinates in a 96x96 image. Kaggle's lie in 0..96; a value beyond one
+# image width outside it is a unit or column mix-up (and would overflow float32 targets).
+_KEYPOINT_RANGE = (-IMAGE_SIDE, 2 * IMAGE_SIDE)
+_ID_LIMIT = 2 ** 53                 # ImageIds are read as float64: whole numbers are exact below
+
+
+def _plain(strings):
+    """True if numpy/Python float() would read these only as plain ASCII numbers would be read
+    (both also accept '1_000' and non-ASCII digits, which a CSV number never holds)."""
+    joined = "".join(strings)
+    return joined.isascii() and "_" not in joined
+
+
 def _numbers(fields, idx, names, where):
-    """Fields idx of every row as float64 (n, len(idx)); NaN where empty. Errors name the row."""
-    if not idx:
-        return np.empty((len(fields), 0))
+    """Keypoint fields idx of every row as float64 (n, len(idx)); NaN where empty."""
     flat = [v or "nan" for row in fields for v in (row[j] for j in idx)]
-    try:
-        out = np.array(flat, dtype=np.float64).reshape(len(fields), len(idx))
-        if not np.isinf(out).any():
-            return out
-    except ValueError:
-        pass
-    out = np.empty((len(fields), len(idx)))    # careful pass: other spellings of "missing"
-    for i, row in enumerate(fields):
-        for k, j in enumerate(idx):
-            text = row[j].strip()
-            if text.lower() in _MISSING:
-                out[i, k] = np.nan
-                continue
-            try:
-                out[i, k] = float(text)
-            except ValueError:
-                out[i, k] = np.inf
-            if np.isinf(out[i, k]):
-                raise DataFormatError(f"{where(i, names[k])}: {row[j]!r} is not a number; "
-                                      "expected a finite number, or an empty field if missing.")
+    out = None
+    if _plain(flat):
+        try:
+            out = np.array(flat, dtype=np.float64).reshape(len(fields), len(idx))
+        except ValueError:
+            pass
+    if out is None or np.isinf(out).any():
+        out = np.empty((len(fields), len(idx)))    # careful pass: other spellings of "missing"
+        for i, row in enumerate(fields):
+            for k, j in enumerate(idx):
+                text = row[j].strip()
+                if text.lower() in _MISSING:
+                    out[i, k] = np.nan
+                    continue
+                try:
+                    out[i, k] = float(text) if _plain([text]) else np.inf
+                except ValueError:
+                    out[i, k] = np.inf
+                if np.isinf(out[i, k]):
+                    raise DataFormatError(f"{where(i, names[k])}: {_show(row[j])} is not a "
+                                          "number; expected a finite number, or an empty field "
+                                          "if missing.")
+    lo, hi = _KEYPOINT_RANGE
+    outside = (out < lo) | (out > hi)          # NaN compares False: gaps pass
+    if outside.any():
+        i, k = (int(v[0]) for v in np.nonzero(outside))
+        raise DataFormatError(
+            f"{where(i, names[k])}: {_show(fields[i][idx[k]].strip())} is far outside the "
+            f"{IMAGE_SIDE}x{IMAGE_SIDE} image; expected pixel coordinates (0..{IMAGE_SIDE}; "
+            f"at most {lo}..{hi} is accepted). Is the column in other units, or shifted?")
     return out
+
+
+def _image_ids(fields, j, where):
+    """The ImageId column as int64; each must be a whole number below 2**53."""
+    texts = [row[j] for row in fields]
+    if _plain(texts):
+        try:
+            values = np.array([t or "nan" for t in texts], dtype=np.float64)
+            if (np.isfinite(values).all() and (values == np.round(values)).all()
+                    and (np.abs(values) < _ID_LIMIT).all()):
+                return values.astype(np.int64)
+        except ValueError:
+            pass
+    for i, text in enumerate(texts):               # careful pass: name the first bad one
+        t = text.strip()
+        try:
+            v = float(t) if _plain([t]) and t else np.nan
+        except ValueError:
+            v = np.nan
+        too_large = (abs(v) >= _ID_LIMIT if np.isfinite(v)
+                     else np.isinf(v) and t.lstrip("+-")[:1].isdigit())   # 10**400 is too
+        if too_large or not np.isfinite(v) or v != np.round(v):
+            raise DataFormatError(
+                f"{where(i, 'ImageId')}: expected a whole number, found {_show(text)}"
+                + (f", which is too large (ImageIds must be below 2**53; Kaggle's are "
+                   "1..1783)." if too_large else "."))
+    raise AssertionError("unreachable: a bad ImageId was not found")   # pragma: no cover
 
 
 # Pixel parsing: a chunk of rows is joined with newlines behind two pad spaces and handled as
@@ -572,7 +685,7 @@ def _numbers(fields, idx, names, where):
 # cuts the hundreds).
 
 
-def _parse_images(images, where):
+def _parse_images(images, where, cut_short=lambda i: ""):
     """The Image fields as uint8 (n, 9216), parsed in chunks by a few threads."""
     n = len(images)
     out = np.empty((n, N_PIXELS), dtype=np.uint8)
@@ -585,7 +698,7 @@ def _parse_images(images, where):
             local.scratch = _Scratch()
         if not _parse_chunk(images[rows], widths[rows], out[rows], local.scratch):
             for i in range(rows.start, rows.stop):   # irregular: row by row, naming the problem
-                out[i] = _parse_row(images[i], where(i))
+                out[i] = _parse_row(images[i], where(i), cut_short(i))
 
     starts = range(0, n, _ROWS_PER_CHUNK)
     workers = min(4, os.cpu_count() or 1, len(starts))
@@ -658,28 +771,52 @@ def _parse_chunk(fields, widths, out, scratch) -> bool:
     return True
 
 
-def _parse_row(field, where) -> np.ndarray:
-    """Slow, careful parse of one Image field; the error says which pixel and why."""
-    tokens = _decode(field, where).split()
+def _parse_row(field, where, tail="") -> np.ndarray:
+    """Slow, careful parse of one Image field; the error says which pixel and why.
+
+    Only the first 9,216 pixels are converted: a field with millions of tokens (a 10 MB line)
+    is then only counted, cheaply, for the message.
+    """
+    tokens = _decode(field, where).split(maxsplit=N_PIXELS)
+    rest = tokens.pop() if len(tokens) > N_PIXELS else ""
     values = np.empty(len(tokens), dtype=np.int64)
     for k, tok in enumerate(tokens):
+        plain = tok.isascii() and "_" not in tok   # int() and float() take '1_0' and '\u0663'
         try:
-            v = int(tok)
+            v = int(tok) if plain else None
         except ValueError:
+            v = None
+        if v is None:
             try:
-                f = float(tok)
+                f = float(tok) if plain else None
             except ValueError:
                 f = None
             if f is None or not np.isfinite(f) or not f.is_integer():
                 raise DataFormatError(
-                    f"{where}: pixel {k + 1} is {tok[:20]!r}, not a whole number; expected "
-                    f"{N_PIXELS} space-separated integers 0..255.") from None
+                    f"{where}: pixel {k + 1} is {_show(tok)}, not a whole number; expected "
+                    f"{N_PIXELS} space-separated integers 0..255.")
             v = int(f)
         if not 0 <= v <= 255:
-            raise DataFormatError(f"{where}: pixel {k + 1} is {v}, outside 0..255.")
+            shown = v if len(tok) <= 20 else _show(tok)
+            raise DataFormatError(f"{where}: pixel {k + 1} is {shown}, outside 0..255.")
         values[k] = v
-    if len(values) != N_PIXELS:
+    found = len(values) + (_count_tokens(rest) if rest else 0)
+    if found != N_PIXELS:
         raise DataFormatError(
             f"{where}: expected {N_PIXELS} pixels ({IMAGE_SIDE}x{IMAGE_SIDE}), found "
-            f"{len(values)}{' (the field is empty)' if not tokens else ''}.")
+            f"{found}{' (the field is empty)' if not tokens else ''}.{tail}")
     return values.astype(np.uint8)
+
+
+_SPACE = np.zeros(256, dtype=bool)                 # what str.split() splits on, in ASCII
+_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+
+
+def _count_tokens(text):
+    """len(text.split()) without building the list (text may hold millions of tokens)."""
+    if not text:
+        return 0
+    if not text.isascii():
+        return sum(1 for _ in re.finditer(r"\S+", text))
+    space = _SPACE[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    return int(np.count_nonzero(space[:-1] & ~space[1:]) + (not space[0]))
