@@ -261,3 +261,8 @@ def test_dense_only_net_like_net1():
         input_shape=(None, 256), hidden_num_units=10, output_num_units=30,
         output_nonlinearity=None, max_epochs=2, verbose=0).fit(X.reshape(40, -1), y)
     assert net.n_parameters() == 256 * 10 + 10 + 10 * 30 + 30
+
+
+def test_unfitted_presets_pickle_with_device_auto():
+    net = pickle.loads(pickle.dumps(fk.presets.net5(), -1))
+    assert net.device == "auto" and net.max_epochs == 3000

@@ -396,13 +396,21 @@ class NeuralNet(_SkorchNet):
                       tabulate(rows, headers=["#", "name", "size"]), ""]
         return "\n".join(lines)
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("batch_generator_", None)  # a live torch.Generator; its state is in rng_states_
+        return state
+
     def __setstate__(self, state):
+        auto = state.get("device") == "auto"  # an unfitted net: skorch cannot map "auto"
         with warnings.catch_warnings():
             # skorch warns when a CUDA net is loaded where CUDA is missing; we say it plainly.
             warnings.simplefilter("ignore")
             want_cuda = str(state.get("device", "cpu")).startswith("cuda")
-            super().__setstate__(state)
-        if want_cuda and not torch.cuda.is_available():
+            super().__setstate__({**state, "device": "cpu"} if auto else state)
+        if auto:
+            self.device = "auto"
+        elif want_cuda and not torch.cuda.is_available():
             self.device = "cpu"
 
 
