@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-RECIPE_QUICK_EPOCHS = 15
+RECIPE_QUICK_EPOCHS = 20
 DEFAULT_PLOT = "learning_curves.png"
 
 
@@ -165,25 +165,33 @@ def _make_net(name, max_epochs, args, sets):
     return _configure(net, args, sets, name=name)
 
 
-def _train_one(name, X, y, args, out_dir, max_epochs, sets=None, net=None):
+def _train_one(name, X, y, args, out_dir, max_epochs, sets=None, net=None, resume=None):
+    from .checkpoint import Checkpoint
     from .runs import Stopwatch, describe_net, rmse_px, validation_split, write_run
 
     net = net if net is not None else _make_net(name, max_epochs, args, sets)
     out_dir = Path(out_dir)
-    again = " (replacing the run there)" if (out_dir / "model.pt").exists() else ""
+    # A checkpoint at the end, every --checkpoint-every epochs, and on the first Ctrl-C
+    # (which lets the running epoch finish): `train --resume RUN_DIR` continues from it.
+    every = getattr(args, "checkpoint_every", None) or 0
+    net.callbacks = list(net.callbacks or []) + [
+        ("checkpoint", Checkpoint(out_dir / "checkpoint.pt", every=every, handle_sigint=True))]
+    again = (" (resuming)" if resume else
+             " (replacing the run there)" if (out_dir / "model.pt").exists() else "")
     print(f"\n=== {name}: {net.max_epochs} epochs on {len(X)} faces "
           f"({_data_name(args.data)}) -> {out_dir}{again} ===", flush=True)
     config = describe_net(net)
     with Stopwatch() as clock:
         try:
-            net.fit(X, y)
+            net.fit(X, y, resume=resume)
         except TypeError as exc:   # usually a --set value of the wrong type
             hint = " (check the --set values)" if sets else ""
             raise CLIError(f"{_one_line(exc)}{hint}") from None
     # skorch ends fit quietly on Ctrl-C, leaving the unfinished epoch's entry: drop it, write
     # the finished epochs, then report the interrupt (exit 130) instead of going on.
-    interrupted = len(net.history) > 0 and "train_loss" not in net.history[-1]
-    if interrupted:
+    interrupted = getattr(net, "interrupted_", False) or (
+        len(net.history) > 0 and "train_loss" not in net.history[-1])
+    if interrupted and "train_loss" not in net.history[-1]:
         net.history.pop()
     X_valid, y_valid = validation_split(net, X, y)
     info = {"preset": name, "max_epochs": int(net.max_epochs), "set": sets or {},
@@ -198,6 +206,8 @@ def _train_one(name, X, y, args, out_dir, max_epochs, sets=None, net=None):
     print(f"wrote {out_dir}/ (model.pt, history.json/csv, run.json, config.json, "
           "learning_curve.png, keypoints.png)")
     if interrupted:
+        print(f"interrupted after epoch {len(net.history)}; the checkpoint is in {out_dir}/. "
+              f"Continue with: facekeypoints train {name} --resume {out_dir}", file=sys.stderr)
         raise KeyboardInterrupt
     return net
 
@@ -256,6 +266,15 @@ def cmd_recipe(args):
         _train_one(name, X, y, args, out / name, epochs, net=net)
         histories[name] = read_history(out / name)
     print("\n" + recipe_table(histories))
+    from .runs import rmse_px
+
+    n_valid = next(iter(nets.values()))._n_valid(len(y))
+    baseline = float(((y[:n_valid] - y[n_valid:].mean(axis=0)) ** 2).mean())
+    print(f"predicting the mean keypoints of the training rows: valid RMSE "
+          f"{rmse_px(baseline):.2f} px (loss {baseline:.6f})")
+    if epochs < 500:
+        print(f"(a quick run: {epochs} epochs per net. The recipe's nets need hundreds of "
+              "epochs to pull away from the mean; --full trains 3000.)")
     ax = plot_learning_curves(histories, title=" vs ".join(args.nets))
     ax.figure.savefig(out / "learning_curves.png", dpi=100, bbox_inches="tight")
     print(f"\nwrote {out / 'learning_curves.png'}")
@@ -272,12 +291,39 @@ def cmd_train(args):
     sets = _parse_sets(args.set)
     from . import presets
 
+    resume = None
+    if args.resume:
+        sets, resume = _resume_settings(args, sets)
     epochs = sets.pop("max_epochs", None) or args.max_epochs or presets.get(args.preset).max_epochs
     net = _make_net(args.preset, epochs, args, sets)
     X, y = _load_training_data(args.data)
-    _train_one(args.preset, X, y, args, Path(args.out or f"runs/{args.preset}"), epochs, sets,
-               net=net)
+    out = Path(args.resume or args.out or f"runs/{args.preset}")
+    _train_one(args.preset, X, y, args, out, epochs, sets, net=net, resume=resume)
     return 0
+
+
+def _resume_settings(args, sets):
+    """Rebuild what the interrupted run was asked for (run.json), to continue it exactly."""
+    import json
+
+    run_dir = Path(args.resume)
+    checkpoint = run_dir / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise CLIError(f"{run_dir} has no checkpoint.pt to resume from (train with "
+                       "--checkpoint-every N, or stop with Ctrl-C, to get one)")
+    info_path = run_dir / "run.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if info.get("preset", args.preset) != args.preset:
+        raise CLIError(f"{run_dir} is a {info['preset']} run, not {args.preset}")
+    merged = {**info.get("set", {}), **sets}
+    merged.setdefault("max_epochs", info.get("max_epochs"))
+    if merged["max_epochs"] is None:
+        merged.pop("max_epochs")
+    if args.seed == 0 and info.get("seed") is not None:
+        args.seed = info["seed"]
+    if args.data is None and info.get("data") not in (None, _data_name(None)):
+        args.data = info["data"]
+    return merged, checkpoint
 
 
 def cmd_evaluate(args):
@@ -458,6 +504,12 @@ def build_parser():
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="a set_params override, repeatable: update_learning_rate=0.02, "
                         "eval_size=0.25, callbacks__adjust_lr__stop=1e-3")
+    p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                   help="also write RUN_DIR/checkpoint.pt every N epochs (it is always "
+                        "written at the end and on Ctrl-C)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its checkpoint, exactly where it "
+                        "stopped (same preset, settings, seed and data)")
     _common_training_flags(p, default_out="runs/PRESET")
 
     p = _sub(sub, "evaluate", cmd_evaluate, "RMSE in pixels, overall and per keypoint",
@@ -509,6 +561,10 @@ def build_parser():
     p.add_argument("--nets", nargs="+", default=["net4", "net5"], choices=NETS,
                    metavar="PRESET", help="presets to train (default: net4 net5)")
     _common_training_flags(p, default_out="runs/recipe")
+
+    from .sweep import register_cli
+
+    register_cli(sub)
 
     p = _sub(sub, "make-data", cmd_make_data, "write the synthetic Kaggle-format files to DIR")
     p.add_argument("directory", metavar="DIR")

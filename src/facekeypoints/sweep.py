@@ -314,13 +314,23 @@ def _torch_threads(n):
         torch.set_num_threads(before)
 
 
+SCATTER_TIMEOUT_S = 120
+
+
 def _progress_backend(base):
     """``base`` (a joblib backend class) whose finished batches are reported to a callable."""
 
     class WithProgress(base):
-        def __init__(self, *args, on_done=None, **kwargs):
+        def __init__(self, *args, on_done=None, scatter=None, **kwargs):
             super().__init__(*args, **kwargs)
             self._on_done = on_done
+            if scatter:
+                # joblib's own scatter, but with fresh keys (hash=False: never shared with an
+                # earlier sweep's data on the same cluster) and a time limit instead of a hang.
+                self._scatter = list(scatter)
+                futures = self.client.scatter(list(scatter), broadcast=True, hash=False,
+                                              timeout=SCATTER_TIMEOUT_S)
+                self.data_futures = {id(x): f for x, f in zip(scatter, futures)}
 
         def submit(self, func, callback=None):
             if self._on_done is None:
