@@ -12,11 +12,8 @@ weights, bit for bit, and the same history as an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
+from ._safe_io import LOAD_ERRORS, atomic_torch_save, load_weights_only
 from .shared import float32, is_shared, read_value
 
 FORMAT = "facekeypoints-checkpoint"
@@ -119,18 +117,7 @@ def save_checkpoint(net, path):
         "history": _history_json(net),
         "rng": rng,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def _to_cpu(obj):
@@ -152,10 +139,11 @@ def read_checkpoint(path):
         raise CheckpointError(f"no checkpoint at {path}; train with a Checkpoint callback "
                               "(CLI: --checkpoint-every N) to be able to resume")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError,
-            TypeError, KeyError) as exc:
-        raise CheckpointError(f"{path} is not a valid facekeypoints checkpoint ({exc})") from None
+        payload = load_weights_only(path)
+    except LOAD_ERRORS:
+        raise CheckpointError(f"{path} is not a valid facekeypoints checkpoint (it holds "
+                              "something other than tensors and plain data, and is not "
+                              "unpickled)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a facekeypoints checkpoint")
     return payload

@@ -9,14 +9,12 @@ good one was.
 from __future__ import annotations
 
 import json
-import os
-import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ._safe_io import LOAD_ERRORS, atomic_torch_save, load_weights_only
 from .layers import LAYER_TYPES, layer_class, nonlinearity_name
 from .shared import read_value
 from .updates import UPDATES
@@ -142,18 +140,7 @@ def save_model(net, path, history=True):
         "state_dict": {k: v.detach().cpu().contiguous()
                        for k, v in net.module_.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def read_model_file(path):
@@ -164,11 +151,11 @@ def read_model_file(path):
     if not path.exists():
         raise FileNotFoundError(f"no model file at {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError,
-            TypeError, KeyError) as exc:
+        payload = load_weights_only(path)
+    except LOAD_ERRORS:
         raise ModelFileError(f"{path} is not a valid facekeypoints model file (it holds "
-                             f"something other than weights and a config: {exc})") from None
+                             "something other than weights and a JSON config, and is not "
+                             "unpickled)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a valid facekeypoints model file")
     if payload.get("version", 0) > VERSION:
