@@ -265,7 +265,7 @@ class EpochTable(PrintLog):
         if key == "epoch":
             return str(row[key])
         if key == "dur":
-            return f"{row[key]:.2f}s"
+            return f"{row[key]:6.2f}s"  # fixed width: rows print one at a time
         colour = color if self.sink is print and sys.stdout.isatty() else ""
         text = super().format_row(row, key, colour)
         if not colour and row.get(key + "_best"):
