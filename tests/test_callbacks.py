@@ -197,3 +197,11 @@ def test_divergence_leaves_the_last_checkpoint_untouched(tmp_path):
     import facekeypoints.checkpoint as ckpt
     assert ckpt.read_checkpoint(path)["epoch"] >= 2
     assert all(torch.isfinite(p).all() for p in net.module_.parameters())
+
+
+def test_a_warm_up_schedule_controls_its_own_first_epoch():
+    class WarmUp(fk.AdjustVariable):
+        def schedule(self, progress):
+            return self.stop if progress == 0 else self.start
+
+    assert list(WarmUp("update_learning_rate", 0.03, 0.001).simulate(3)) == [0.001, 0.03, 0.03]

@@ -19,9 +19,10 @@ from .updates import check_hyperparameter
 class AdjustVariable(Callback):
     """Set the hyperparameter ``name`` to a value that depends only on training progress.
 
-    Epoch 1 trains with exactly ``start``, epoch ``max_epochs`` with exactly ``stop``; past
-    ``max_epochs`` (warm starts, ``partial_fit``) the value stays at ``stop``. The default
-    schedule is linear; subclasses override :meth:`schedule` alone::
+    Epoch e of a run of ``max_epochs`` uses ``schedule((e - 1) / (max_epochs - 1))``; past
+    ``max_epochs`` (warm starts, ``partial_fit``) progress stays at 1. The default schedule is
+    linear and gives exactly ``start`` in epoch 1 and exactly ``stop`` in the last.
+    Subclasses override :meth:`schedule` alone (a warm-up may start anywhere)::
 
         class CosineDecay(AdjustVariable):
             def schedule(self, progress):
@@ -39,7 +40,7 @@ class AdjustVariable(Callback):
     # -- the one method to override ----------------------------------------------------------
     def schedule(self, progress):
         """Map progress in [0, 1] (0 = first epoch, 1 = last) to the value to use."""
-        return self.start + (self.stop - self.start) * progress
+        return self.start * (1 - progress) + self.stop * progress  # exact at both ends
 
     # -- plumbing ---------------------------------------------------------------------------
     @staticmethod
@@ -51,12 +52,7 @@ class AdjustVariable(Callback):
 
     def value_at(self, epoch, max_epochs):
         """The value this schedule uses in ``epoch`` of a run of ``max_epochs``."""
-        p = self.progress(epoch, max_epochs)
-        if p == 0.0:
-            return float(self.start)
-        if p == 1.0:
-            return float(self.stop)
-        return float(self.schedule(p))
+        return float(self.schedule(self.progress(epoch, max_epochs)))
 
     def simulate(self, n_epochs, max_epochs=None):
         """Values for epochs 1..n_epochs (for plots and tests); ``max_epochs`` defaults to n."""
