@@ -65,7 +65,7 @@ def conclusions(h):
     n = min(len(h["net3"]), len(h["net5"]))
     final3, final4, final5 = (rmse_px(h[k][n - 1]["valid_loss"]) for k in ("net3", "net4", "net5"))
     wins = sum(h["net5"][i]["valid_loss"] < h["net3"][i]["valid_loss"] for i in range(n))
-    lines = [f"Schedule vs fixed values (net5 vs net3, both with flips, equal epochs):",
+    lines = ["Schedule vs fixed values (net5 vs net3, both with flips, equal epochs):",
              f"  valid RMSE at epoch {n}: {final5:.2f} px with the schedule vs {final3:.2f} px "
              f"fixed ({change(final5, final3)} with the schedule);",
              f"  the schedule is ahead at {wins} of {n} epochs."]
@@ -73,7 +73,7 @@ def conclusions(h):
     if reach is not None:
         lines.append(f"  net5 reached net3's final valid loss at epoch {reach} of {n} "
                      f"({n / reach:.1f}x fewer epochs).")
-    lines += [f"Flips (net5 vs net4, both scheduled):",
+    lines += ["Flips (net5 vs net4, both scheduled):",
               f"  valid RMSE at epoch {n}: {final5:.2f} px with flips vs {final4:.2f} px without "
               f"({change(final5, final4)} with flips; the recipe saw about 10% lower after "
               f"1000-2000 epochs)."]

@@ -674,7 +674,7 @@ def _image_ids(fields, j, where):
         if too_large or not np.isfinite(v) or v != np.round(v):
             raise DataFormatError(
                 f"{where(i, 'ImageId')}: expected a whole number, found {_show(text)}"
-                + (f", which is too large (ImageIds must be below 2**53; Kaggle's are "
+                + (", which is too large (ImageIds must be below 2**53; Kaggle's are "
                    "1..1783)." if too_large else "."))
     raise AssertionError("unreachable: a bad ImageId was not found")   # pragma: no cover
 

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ._safe_io import LOAD_ERRORS, atomic_torch_save, load_weights_only
 from .layers import LAYER_TYPES, layer_class, nonlinearity_name
