@@ -335,6 +335,8 @@ def cmd_evaluate(args):
     from .data import load2d
     from .runs import keypoint_errors
 
+    if _is_ensemble(args.model):
+        return _evaluate_ensemble(args)
     net = _load_model(args.model, args.device)
     columns = _model_columns(net)
     cols = None if len(columns) == 30 else columns
@@ -373,8 +375,12 @@ def cmd_predict(args):
 
     from .data import load2d, read_csv, write_submission
 
-    net = _load_model(args.model, args.device)
-    columns = _model_columns(net)
+    if _is_ensemble(args.model):
+        net = _load_ensemble(args.model, args.device)
+        columns = net.covered_columns
+    else:
+        net = _load_model(args.model, args.device)
+        columns = _model_columns(net)
     test, lookup = args.test, args.lookup
     if test is None:
         from .synthetic import ensure_default_dataset
@@ -391,12 +397,116 @@ def cmd_predict(args):
     ids = read_csv(test, test=True).image_ids
     X, _ = load2d(test, test=True)
     y_pred = net.predict(X)
+    if _is_ensemble(args.model) and len(columns) != 30:
+        from .data import KEYPOINT_COLUMNS
+
+        y_pred = y_pred[:, [KEYPOINT_COLUMNS.index(c) for c in columns]]
     predictions = pd.DataFrame(y_pred, columns=columns, index=ids) if len(columns) != 30 else y_pred
     out = write_submission(predictions, lookup, args.output,
                            image_ids=None if len(columns) != 30 else ids)
     n_rows = sum(1 for _ in open(out)) - 1
     print(f"predicted {len(X)} faces from {test} with {args.model}")
     print(f"wrote {out} ({n_rows} rows of RowId,Location, pixels clipped to [0, 96])")
+    return 0
+
+
+def _is_ensemble(path):
+    from .specialists import is_ensemble_dir
+
+    return is_ensemble_dir(path)
+
+
+def _load_ensemble(path, device=None):
+    import warnings
+
+    from .persist import ModelFileError
+    from .specialists import load_ensemble
+
+    _check_device(device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_ensemble(path, device=device or "auto")
+    except ModelFileError as exc:
+        raise CLIError(_one_line(exc)) from None
+
+
+def _evaluate_ensemble(args):
+    ensemble = _load_ensemble(args.model, args.device)
+    try:
+        table = ensemble.keypoint_errors(args.data, split=args.split)
+    except FileNotFoundError:
+        raise CLIError(f"no such data file: {args.data}") from None
+    overall = float(table.loc["overall", "rmse"])
+    if args.json:
+        print(json.dumps({
+            "model": str(args.model), "data": _data_name(args.data), "split": args.split,
+            "faces": int(table.loc["overall", "n"]), "rmse_px": overall,
+            "keypoints": {k: {"group": row["group"], "x": float(row["x"]), "y": float(row["y"]),
+                              "rmse": float(row["rmse"]), "n": int(row["n"])}
+                          for k, row in table.drop(index="overall").iterrows()},
+        }, indent=1))
+        return 0
+    print(f"model: {args.model} (specialist ensemble, {len(ensemble.members)} members)\n"
+          f"data:  {_data_name(args.data)}; each specialist on the faces that have its "
+          f"keypoints (split: {args.split})\n")
+    width = max(len(str(k)) for k in table.index)
+    header = (f"{'keypoint':<{width}}  {'group':<12}  {'faces':>5}  {'x px':>6}  {'y px':>6}  "
+              f"{'RMSE px':>7}")
+    rows = [f"{k:<{width}}  {r.group:<12}  {int(r.n):>5}  {r.x:6.2f}  {r.y:6.2f}  {r.rmse:7.2f}"
+            for k, r in table.drop(index="overall").iterrows()]
+    last = f"{'overall':<{width}}  {'':<12}  {'':>5}  {'':>6}  {'':>6}  {overall:7.2f}"
+    print("\n".join([header, "-" * len(header)] + rows + ["-" * len(header), last]))
+    return 0
+
+
+def cmd_train_specialists(args):
+    """Train one specialist per keypoint group (the recipe's last step) into DIR, a directory
+    that evaluate and predict accept like a run directory.
+
+    Each specialist is a clone of PRESET with an output layer as wide as its group, its own
+    flip pairs, and every row where its keypoints are present. With --pretrained, every layer
+    but the output is loaded from that run's model where shapes match. The epoch budget
+    (--max-epochs, default the preset's) is scaled inversely with each group's rows:
+    epochs = max_epochs * (rows with all 30 keypoints) / (rows of the group)."""
+    from .specialists import fit_specialists, get_groups, report_table
+
+    try:
+        groups = get_groups(args.groups)
+    except ValueError as exc:
+        raise CLIError(f"--groups: {exc}") from None
+    if args.pretrained and not Path(args.pretrained).exists():
+        raise CLIError(f"--pretrained: no run directory or model file at {args.pretrained}")
+    pretrained = None
+    if args.pretrained:
+        pretrained = _load_model(args.pretrained, "cpu")
+    from . import presets
+
+    epochs = args.max_epochs or presets.get(args.preset).max_epochs
+    base = presets.get(args.preset, max_epochs=epochs, verbose=0)
+    if args.device:
+        _check_device(args.device)
+        base.set_params(device=args.device)
+    if args.seed is not None:
+        base.set_params(random_state=args.seed)
+    if args.data is not None and not Path(args.data).is_file():
+        raise CLIError(f"no such data file: {args.data}")
+
+    def line(info):
+        loaded = ", ".join(info["loaded"]) or "none"
+        mism = "".join(f"; not loaded {k} ({v})" for k, v in info["mismatched"].items())
+        pre = f"; pretrained layers: {loaded}{mism}" if pretrained is not None else ""
+        print(f"[{info['index']}/{info['of']}] {info['group']}: {info['rows']} faces, "
+              f"{info['epochs']} epochs, best valid RMSE {info['best_valid_rmse_px']:.2f} px "
+              f"in {info['seconds']:.1f} s{pre}", flush=True)
+
+    ensemble = fit_specialists(base, args.data, groups=groups, pretrained=pretrained,
+                               on_specialist=line)
+    out = Path(args.out)
+    ensemble.save(out)
+    print("\n" + report_table(ensemble.report_))
+    print(f"\nwrote {out}/ (ensemble.json and one model file per specialist); "
+          f"evaluate with: facekeypoints evaluate {out}")
     return 0
 
 
@@ -515,7 +625,7 @@ def build_parser():
     p = _sub(sub, "evaluate", cmd_evaluate, "RMSE in pixels, overall and per keypoint",
              epilog="example:\n  facekeypoints evaluate runs/net4 --data training.csv "
                     "--split valid")
-    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run directory or a model.pt file")
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run directory, a model.pt file, or a specialist ensemble directory")
     p.add_argument("--data", metavar="CSV",
                    help="a Kaggle training.csv (default: the embedded synthetic faces)")
     p.add_argument("--split", choices=("all", "valid", "train"), default="all",
@@ -527,7 +637,7 @@ def build_parser():
     p = _sub(sub, "predict", cmd_predict, "predict a test.csv and write a Kaggle submission",
              epilog="example:\n  facekeypoints predict runs/net4 --test test.csv "
                     "--lookup IdLookupTable.csv -o submission.csv")
-    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run directory or a model.pt file")
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run directory, a model.pt file, or a specialist ensemble directory")
     p.add_argument("--test", metavar="CSV",
                    help="Kaggle test.csv (ImageId,Image); default: the embedded synthetic one")
     p.add_argument("--lookup", metavar="CSV",
@@ -561,6 +671,25 @@ def build_parser():
     p.add_argument("--nets", nargs="+", default=["net4", "net5"], choices=NETS,
                    metavar="PRESET", help="presets to train (default: net4 net5)")
     _common_training_flags(p, default_out="runs/recipe")
+
+    from .specialists import GROUPS_BY_NAME
+
+    p = _sub(sub, "train-specialists", cmd_train_specialists,
+             "train one specialist net per keypoint group into an ensemble directory",
+             epilog="example:\n  facekeypoints train-specialists net5 --pretrained runs/net5 "
+                    "--out runs/specialists")
+    p.add_argument("preset", choices=NETS, metavar="PRESET", help="net1 .. net7")
+    p.add_argument("--pretrained", metavar="RUN_DIR",
+                   help="load every layer but the output from this run's model.pt")
+    p.add_argument("--groups", nargs="+", choices=list(GROUPS_BY_NAME), metavar="GROUP",
+                   help=f"groups to train (default: all): {', '.join(GROUPS_BY_NAME)}")
+    p.add_argument("--max-epochs", type=_positive_int, metavar="N",
+                   help="epoch budget before scaling by rows (default: the preset's)")
+    p.add_argument("--data", metavar="CSV",
+                   help="a Kaggle training.csv (default: the embedded synthetic faces)")
+    p.add_argument("--out", required=True, metavar="DIR", help="ensemble directory to write")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the nets (default 0)")
 
     from .sweep import register_cli
 
