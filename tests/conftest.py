@@ -34,3 +34,15 @@ def tiny_net(**overrides):
     )
     params.update(overrides)
     return fk.NeuralNet(**params)
+
+
+class PickleBomb:
+    """Unpickling this creates ``marker``: a stand-in for a model file that runs code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))

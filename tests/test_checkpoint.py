@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from facekeypoints.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from tests.conftest import tiny_data, tiny_net
+from facekeypoints.checkpoint import CheckpointError, read_checkpoint
+from tests.conftest import PickleBomb, tiny_data, tiny_net
 
 WORKER = Path(__file__).with_name("train_worker.py")
 
@@ -74,36 +74,11 @@ def test_ctrl_c_finishes_the_epoch_writes_a_checkpoint_and_exits_nonzero(tmp_pat
     assert len(history) == payload["epoch"] and "valid_loss" in history[-1]
 
 
-def test_checkpoint_is_written_atomically_and_keeps_the_last_good_one(tmp_path, monkeypatch):
-    X, y = tiny_data()
-    net = tiny_net(max_epochs=1).fit(X, y)
-    path = save_checkpoint(net, tmp_path / "ck.pt")
-    good = path.read_bytes()
-
-    def broken_save(obj, f, *a, **k):
-        f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
-        save_checkpoint(net, path)
-    assert path.read_bytes() == good
-    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "checkpoint.pt"
     with open(bad, "wb") as f:
-        pickle.dump({"format": "facekeypoints-checkpoint", "x": _Payload(marker)}, f)
+        pickle.dump({"format": "facekeypoints-checkpoint", "x": PickleBomb(marker)}, f)
     with pytest.raises(CheckpointError, match="not a valid facekeypoints checkpoint"):
         tiny_net().fit(*tiny_data(), resume=bad)
     assert not marker.exists()

@@ -1,7 +1,6 @@
 """Safe model files: round trip, and files that would run code or name unknown parts."""
 import json
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +8,8 @@ import torch
 
 import facekeypoints as fk
 from facekeypoints.persist import ModelFileError, load_model, read_model_file, save_model
-from tests.conftest import tiny_data, tiny_net
+from facekeypoints.checkpoint import save_checkpoint
+from tests.conftest import PickleBomb, tiny_data, tiny_net
 
 
 def test_round_trip_predicts_the_same_and_keeps_the_history(tmp_path):
@@ -36,19 +36,11 @@ def test_module_nets_are_refused_with_the_alternative(tmp_path):
         save_model(net, tmp_path / "m.pt")
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 def test_a_model_file_that_would_run_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "model.pt"
     with open(bad, "wb") as f:
-        pickle.dump({"format": "facekeypoints-model", "state_dict": _Payload(marker)}, f)
+        pickle.dump({"format": "facekeypoints-model", "state_dict": PickleBomb(marker)}, f)
     with pytest.raises(ModelFileError, match="not a valid facekeypoints model file"):
         load_model(bad)
     assert not marker.exists()
@@ -74,10 +66,11 @@ def test_unknown_layer_or_update_in_the_config_is_refused(tmp_path):
         load_model(path)
 
 
-def test_saving_over_a_good_model_never_leaves_half_a_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("save", [save_model, save_checkpoint], ids=["model", "checkpoint"])
+def test_saving_over_a_good_file_never_leaves_half_a_file(save, tmp_path, monkeypatch):
     X, y = tiny_data()
     net = tiny_net(max_epochs=1).fit(X, y)
-    path = save_model(net, tmp_path / "model.pt")
+    path = save(net, tmp_path / "saved.pt")
     good = path.read_bytes()
 
     def broken_save(obj, f, *a, **k):
@@ -86,6 +79,6 @@ def test_saving_over_a_good_model_never_leaves_half_a_file(tmp_path, monkeypatch
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError):
-        save_model(net, path)
+        save(net, path)
     assert path.read_bytes() == good
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved.pt"]
