@@ -8,7 +8,6 @@ centres) yellow; the subject's left eye is on the image's right, as in the Kaggl
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -16,11 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
-try:
-    from facekeypoints import synthetic
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, str(ROOT / "src"))
-    from facekeypoints import synthetic
+from facekeypoints import synthetic  # installed by scripts/setup.sh (pip install -e .)
 from facekeypoints.plots import plot_faces
 
 

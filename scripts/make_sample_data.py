@@ -9,15 +9,10 @@ the Kaggle files; each image row is about 33 KB of text, so the sample is kept s
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-try:
-    from facekeypoints import synthetic
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, str(ROOT / "src"))
-    from facekeypoints import synthetic
+from facekeypoints import synthetic  # installed by scripts/setup.sh (pip install -e .)
 
 
 def main(argv=None) -> int:

@@ -36,3 +36,15 @@ def load_weights_only(path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's notes while it refuses a foreign pickle
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_archive(path, fmt, error, what):
+    """A weights-only archive whose ``format`` field is ``fmt``; anything else raises ``error``."""
+    try:
+        payload = load_weights_only(path)
+    except LOAD_ERRORS:
+        raise error(f"{path} is not a valid facekeypoints {what} (it holds something other "
+                    "than tensors and plain data, and is not unpickled)") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise error(f"{path} is not a valid facekeypoints {what}")
+    return payload

@@ -21,7 +21,7 @@ import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
-from ._safe_io import LOAD_ERRORS, atomic_torch_save, load_weights_only
+from ._safe_io import atomic_torch_save, load_archive
 from .shared import float32, is_shared, read_value
 
 FORMAT = "facekeypoints-checkpoint"
@@ -138,15 +138,7 @@ def read_checkpoint(path):
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; train with a Checkpoint callback "
                               "(CLI: --checkpoint-every N) to be able to resume")
-    try:
-        payload = load_weights_only(path)
-    except LOAD_ERRORS:
-        raise CheckpointError(f"{path} is not a valid facekeypoints checkpoint (it holds "
-                              "something other than tensors and plain data, and is not "
-                              "unpickled)") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a facekeypoints checkpoint")
-    return payload
+    return load_archive(path, FORMAT, CheckpointError, "checkpoint")
 
 
 def restore_checkpoint(net, path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._safe_io import LOAD_ERRORS, atomic_torch_save, load_weights_only
+from ._safe_io import atomic_torch_save, load_archive
 from .layers import LAYER_TYPES, layer_class, nonlinearity_name
 from .shared import read_value
 from .updates import UPDATES
@@ -149,14 +149,7 @@ def read_model_file(path):
         path = path / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"no model file at {path}")
-    try:
-        payload = load_weights_only(path)
-    except LOAD_ERRORS:
-        raise ModelFileError(f"{path} is not a valid facekeypoints model file (it holds "
-                             "something other than weights and a JSON config, and is not "
-                             "unpickled)") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a valid facekeypoints model file")
+    payload = load_archive(path, FORMAT, ModelFileError, "model file")
     if payload.get("version", 0) > VERSION:
         raise ModelFileError(f"{path} was written by a newer facekeypoints (format version "
                              f"{payload['version']}); upgrade to load it")
