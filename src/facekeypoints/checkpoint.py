@@ -23,6 +23,7 @@ from skorch.history import History
 
 from ._safe_io import atomic_torch_save, load_archive
 from .shared import float32, is_shared, read_value
+from .updates import IMPLEMENTATION_FLAGS
 
 FORMAT = "facekeypoints-checkpoint"
 VERSION = 1
@@ -148,7 +149,11 @@ def restore_checkpoint(net, path):
         net.module_.load_state_dict(payload["module"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path} belongs to a different architecture: {exc}") from None
+    chosen = [{flag: group.get(flag) for flag in IMPLEMENTATION_FLAGS}
+              for group in net.optimizer_.param_groups]
     net.optimizer_.load_state_dict(payload["optimizer"])
+    for group, flags in zip(net.optimizer_.param_groups, chosen):
+        group.update(flags)  # this machine's kernels, not the writer's
     for attr, value in json.loads(payload["hyperparameters"]).items():
         current = getattr(net, attr, None)
         if is_shared(current):
