@@ -104,7 +104,8 @@ for label, cb in schedules.items():
     histories[label] = [dict(h) for h in net.history]
     best = min(h["valid_loss"] for h in net.history)
     print(f"{label:>14}: {time.perf_counter() - start:5.0f} s, valid RMSE "
-          f"{rmse_px(net.history[-1]['valid_loss']):.2f} px at the end, best {rmse_px(best):.2f} px")
+          f"{rmse_px(net.history[-1]['valid_loss']):.2f} px at the end, "
+          f"best {rmse_px(best):.2f} px")
     # the net trained with exactly the simulated values:
     assert [round(h["learning_rate"], 6) for h in net.history] == [
         round(float(v), 6) for v in cb.simulate(args.epochs)]

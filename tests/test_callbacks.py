@@ -170,7 +170,8 @@ def test_schedules_that_leave_the_valid_range_fail_before_training():
     X, y = tiny_data()
     seen = []
     bad_momentum = fk.AdjustVariable("update_momentum", 0.9, 1.0)
-    net = tiny_net(callbacks=[("m", bad_momentum)], on_epoch_finished=[lambda nn, h: seen.append(1)])
+    net = tiny_net(callbacks=[("m", bad_momentum)],
+                   on_epoch_finished=[lambda nn, h: seen.append(1)])
     with pytest.raises(ValueError, match=r"update_momentum.*epoch 3.*must be in \[0, 1\)"):
         net.fit(X, y)
     bad_lr = fk.AdjustVariable("update_learning_rate", 0.01, -0.01)

@@ -31,7 +31,8 @@ def test_same_random_state_gives_identical_runs():
     a = tiny_net(batch_iterator_train=fk.FlipBatchIterator(16)).fit(X, y)
     b = tiny_net(batch_iterator_train=fk.FlipBatchIterator(16)).fit(X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
-    assert [h["train_loss"] for h in a.train_history_] == [h["train_loss"] for h in b.train_history_]
+    losses = [[h["train_loss"] for h in net.train_history_] for net in (a, b)]
+    assert losses[0] == losses[1]
 
 
 def test_eval_size_uses_the_first_fold_for_validation():

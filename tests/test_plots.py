@@ -57,7 +57,8 @@ def test_learning_curves_one_run_with_schedule():
     lr_ax, mom_ax = twins(ax)
     assert lr_ax.get_yscale() == "log" and len(lr_ax.lines) == 1
     assert mom_ax.get_yscale() == "linear" and len(mom_ax.lines) == 1
-    np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), [r["learning_rate"] for r in scheduled()])
+    expected = [r["learning_rate"] for r in scheduled()]
+    np.testing.assert_allclose(lr_ax.lines[0].get_ydata(), expected)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["train", "valid", "learning rate", "momentum"]
 
@@ -65,7 +66,8 @@ def test_learning_curves_one_run_with_schedule():
 def test_learning_curves_several_runs_one_figure():
     ax = plots.plot_learning_curves({"net3": fixed(), "net4": scheduled(4)}, title="x")
     assert len(ax.lines) == 4                                   # 2 runs x (train, valid)
-    assert {line.get_color() for line in ax.lines[:2]} != {line.get_color() for line in ax.lines[2:]}
+    colours = [{line.get_color() for line in lines} for lines in (ax.lines[:2], ax.lines[2:])]
+    assert colours[0] != colours[1]
     lr_ax, mom_ax = twins(ax)
     assert len(lr_ax.lines) == 2 and len(mom_ax.lines) == 2     # schedules differ: one each
     labels = [t.get_text() for t in ax.get_legend().get_texts()]

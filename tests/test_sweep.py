@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps: the RMSE scorer, grid parsing, Dask == in-process, the fallback, the CLI."""
+"""Hyperparameter sweeps: RMSE scorer, grid parsing, Dask == in-process, fallback, CLI."""
 import math
 import pickle
 import warnings

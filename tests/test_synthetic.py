@@ -311,7 +311,8 @@ def test_summarize(small_set):
     assert s["rows"] == 60
     assert s["complete_rows"] == int((~miss).all(1).sum())
     assert s["present"]["nose_tip_x"] == 60
-    assert s["present"]["left_eye_inner_corner_x"] == int((~miss[:, col("left_eye_inner_corner_x")]).sum())
+    present = int((~miss[:, col("left_eye_inner_corner_x")]).sum())
+    assert s["present"]["left_eye_inner_corner_x"] == present
     assert 60 < s["mean"]["left_eye_center_x"] < 72
     assert 1 < s["std"]["nose_tip_y"] < 6
     df = pd.read_csv(paths["training"])

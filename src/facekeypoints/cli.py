@@ -23,6 +23,7 @@ from pathlib import Path
 
 RECIPE_QUICK_EPOCHS = 20
 DEFAULT_PLOT = "learning_curves.png"
+MODEL_HELP = "a run directory, a model.pt file, or a specialist ensemble directory"
 
 
 class CLIError(Exception):
@@ -625,7 +626,7 @@ def build_parser():
     p = _sub(sub, "evaluate", cmd_evaluate, "RMSE in pixels, overall and per keypoint",
              epilog="example:\n  facekeypoints evaluate runs/net4 --data training.csv "
                     "--split valid")
-    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run directory, a model.pt file, or a specialist ensemble directory")
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help=MODEL_HELP)
     p.add_argument("--data", metavar="CSV",
                    help="a Kaggle training.csv (default: the embedded synthetic faces)")
     p.add_argument("--split", choices=("all", "valid", "train"), default="all",
@@ -637,7 +638,7 @@ def build_parser():
     p = _sub(sub, "predict", cmd_predict, "predict a test.csv and write a Kaggle submission",
              epilog="example:\n  facekeypoints predict runs/net4 --test test.csv "
                     "--lookup IdLookupTable.csv -o submission.csv")
-    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run directory, a model.pt file, or a specialist ensemble directory")
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help=MODEL_HELP)
     p.add_argument("--test", metavar="CSV",
                    help="Kaggle test.csv (ImageId,Image); default: the embedded synthetic one")
     p.add_argument("--lookup", metavar="CSV",

@@ -86,7 +86,7 @@ class BatchIterator:
         return Xt, yt
 
     def _transform_takes_tensors(self):
-        """True when the class defining ``transform`` is ours or says ``tensor_transform = True``."""
+        """True when ``transform`` is ours or its class says ``tensor_transform = True``."""
         owner = next(c for c in type(self).__mro__ if "transform" in vars(c))
         return vars(owner).get("tensor_transform", owner.__module__.startswith("facekeypoints."))
 

@@ -56,7 +56,8 @@ def net_config(net):
             raise ValueError(f"{key}={value!r} cannot be written to a JSON config") from None
     update_name = getattr(net.update, "__name__", None)
     if UPDATES.get(update_name) is not net.update:
-        raise ValueError(f"update rule {net.update!r} cannot be saved; use one of {sorted(UPDATES)}")
+        raise ValueError(f"update rule {net.update!r} cannot be saved; "
+                         f"use one of {sorted(UPDATES)}")
     hyper = {attr: read_value(getattr(net, attr)) for attr in net._update_attrs().values()
              if getattr(net, attr) is not None}
     return {
