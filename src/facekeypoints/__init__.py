@@ -3,23 +3,43 @@
 Old recipe code ports by changing imports: ``NeuralNet``, ``shared``, ``float32``,
 ``AdjustVariable``, ``BatchIterator``/``FlipBatchIterator``, the layers and update rules keep
 their names.
+
+Most names are imported on first use (PEP 562), so that ``import facekeypoints`` and
+``facekeypoints --help`` do not wait 3-4 s for torch, skorch and scikit-learn.
 """
-from . import layers, presets, synthetic, updates
-from .callbacks import (AdjustVariable, CosineAdjustVariable, EarlyStopping,
-                        ExponentialAdjustVariable)
-from .data import (FLIP_INDICES, KEYPOINT_COLUMNS, DataFormatError, load, load2d, read_csv,
-                   write_submission)
-from .iterators import BatchIterator, FlipBatchIterator
-from .net import DivergenceError, NeuralNet
-from .persist import ModelFileError, load_model, save_model
-from .shared import float32, shared
+from __future__ import annotations
+
+import importlib
+
+# Eager, and light (numpy only): the function ``shared`` must win over the submodule's name.
+from .shared import float32 as float32, shared as shared  # re-exported
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdjustVariable", "BatchIterator", "CosineAdjustVariable", "DataFormatError",
-    "DivergenceError", "EarlyStopping", "ExponentialAdjustVariable", "FLIP_INDICES",
-    "FlipBatchIterator", "KEYPOINT_COLUMNS", "ModelFileError", "NeuralNet", "float32", "layers",
-    "load", "load2d", "load_model", "presets", "read_csv", "save_model", "shared", "synthetic",
-    "updates", "write_submission",
-]
+_LAZY = {
+    "AdjustVariable": "callbacks", "CosineAdjustVariable": "callbacks",
+    "EarlyStopping": "callbacks", "ExponentialAdjustVariable": "callbacks",
+    "FLIP_INDICES": "data", "KEYPOINT_COLUMNS": "data", "DataFormatError": "data",
+    "load": "data", "load2d": "data", "read_csv": "data", "write_submission": "data",
+    "BatchIterator": "iterators", "FlipBatchIterator": "iterators",
+    "DivergenceError": "net", "NeuralNet": "net",
+    "ModelFileError": "persist", "load_model": "persist", "save_model": "persist",
+}
+_SUBMODULES = ("layers", "presets", "synthetic", "updates")
+
+__all__ = sorted([*_LAZY, *_SUBMODULES, "float32", "shared"])
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups no longer come here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

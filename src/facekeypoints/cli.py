@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 RECIPE_QUICK_EPOCHS = 20
+#: presets.NETS, spelled out so that building the parser (and --help) does not import torch.
+PRESETS = ("net1", "net2", "net3", "net4", "net5", "net6", "net7")
 DEFAULT_PLOT = "learning_curves.png"
 MODEL_HELP = "a run directory, a model.pt file, or a specialist ensemble directory"
 
@@ -593,7 +595,6 @@ def _sub(sub, name, func, help, epilog=None):
 
 def build_parser():
     from . import __version__
-    from .presets import NETS
 
     parser = _Parser(
         prog="facekeypoints",
@@ -609,7 +610,7 @@ def build_parser():
     p = _sub(sub, "train", cmd_train, "train one preset into a run directory",
              epilog="example:\n  facekeypoints train net4 --max-epochs 100 "
                     "--set callbacks__adjust_lr__stop=1e-3 --out runs/net4-stop1e-3")
-    p.add_argument("preset", choices=NETS, metavar="PRESET", help="net1 .. net7")
+    p.add_argument("preset", choices=PRESETS, metavar="PRESET", help="net1 .. net7")
     p.add_argument("--max-epochs", type=_positive_int, metavar="N",
                    help="epochs to train (default: the preset's, e.g. 3000 for net4)")
     p.add_argument("--set", action="append", type=_key_value, metavar="KEY=VALUE",
@@ -669,7 +670,7 @@ def build_parser():
                    help="the recipe's budget: 3000 epochs per net (hours on a GPU)")
     p.add_argument("--epochs", type=_positive_int,
                    help=f"epochs per net (default {RECIPE_QUICK_EPOCHS})")
-    p.add_argument("--nets", nargs="+", default=["net4", "net5"], choices=NETS,
+    p.add_argument("--nets", nargs="+", default=["net4", "net5"], choices=PRESETS,
                    metavar="PRESET", help="presets to train (default: net4 net5)")
     _common_training_flags(p, default_out="runs/recipe")
 
@@ -679,7 +680,7 @@ def build_parser():
              "train one specialist net per keypoint group into an ensemble directory",
              epilog="example:\n  facekeypoints train-specialists net5 --pretrained runs/net5 "
                     "--out runs/specialists")
-    p.add_argument("preset", choices=NETS, metavar="PRESET", help="net1 .. net7")
+    p.add_argument("preset", choices=PRESETS, metavar="PRESET", help="net1 .. net7")
     p.add_argument("--pretrained", metavar="RUN_DIR",
                    help="load every layer but the output from this run's model.pt")
     p.add_argument("--groups", nargs="+", choices=list(GROUPS_BY_NAME), metavar="GROUP",

@@ -78,8 +78,14 @@ def make_rmse_scorer(pixels_per_unit=PIXELS_PER_UNIT):
                        pixels_per_unit=pixels_per_unit)
 
 
-#: ``scoring=neg_rmse_px`` in any scikit-learn search: -(validation RMSE in pixels).
-neg_rmse_px = make_rmse_scorer()
+def __getattr__(name):
+    # ``neg_rmse_px``: ``scoring=neg_rmse_px`` in any scikit-learn search, -(validation RMSE in
+    # pixels). Built on first use: scikit-learn's metrics take ~2 s to import, which the command
+    # line's parser (it registers `sweep`) should not pay.
+    if name == "neg_rmse_px":
+        scorer = globals()["neg_rmse_px"] = make_rmse_scorer()
+        return scorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------- grids
@@ -461,7 +467,7 @@ def run_sweep(estimator, X, y, param_grid, *, cv=3, scheduler=None, n_iter=None,
     y = y if hasattr(y, "__array__") and hasattr(y, "shape") else np.asarray(y)
 
     if n_iter is None:
-        search = GridSearchCV(estimator, param_grid, scoring=neg_rmse_px, cv=cv, refit=refit,
+        search = GridSearchCV(estimator, param_grid, scoring=make_rmse_scorer(), cv=cv, refit=refit,
                               error_score=error_score, n_jobs=-1)
         n_candidates = len(ParameterGrid(param_grid))
     else:
@@ -469,7 +475,7 @@ def run_sweep(estimator, X, y, param_grid, *, cv=3, scheduler=None, n_iter=None,
             raise ValueError(f"n_iter must be >= 1, got {n_iter}")
         n_candidates = min(int(n_iter), len(ParameterGrid(param_grid)))
         search = RandomizedSearchCV(estimator, param_grid, n_iter=n_candidates,
-                                    scoring=neg_rmse_px, cv=cv, refit=refit,
+                                    scoring=make_rmse_scorer(), cv=cv, refit=refit,
                                     error_score=error_score, n_jobs=-1,
                                     random_state=random_state)
     n_splits = check_cv(cv, y, classifier=False).get_n_splits(X, y)
@@ -800,7 +806,8 @@ def main(argv=None):
 
 
 __all__ = ["GridError", "SweepError", "FitProgress", "keypoint_rmse_px", "make_rmse_scorer",
-           "neg_rmse_px", "parse_grid", "parse_grid_item", "check_grid", "run_sweep",
+           "neg_rmse_px",  # noqa: F822 - made on first use by __getattr__
+           "parse_grid", "parse_grid_item", "check_grid", "run_sweep",
            "results_frame", "best_params", "format_results", "plot_results", "register_cli",
            "main"]
 
