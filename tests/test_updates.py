@@ -1,4 +1,6 @@
 """Update rules: torch's fused kernels where available, the same maths either way."""
+import pickle
+
 import pytest
 import torch
 
@@ -70,3 +72,23 @@ def test_a_checkpoint_does_not_impose_its_writers_kernel_choice(tmp_path):
     net = tiny_net(max_epochs=3).fit(X, y, resume=path)
     assert net.optimizer_.param_groups[0]["fused"] is True
     assert len(net.history) == 3
+
+
+def test_a_pickled_fused_net_falls_back_where_the_kernel_is_missing(monkeypatch):
+    X, y = tiny_data()
+    net = tiny_net(max_epochs=1).fit(X, y)
+    blob = pickle.dumps(net, -1)
+    real_init = torch.optim.SGD.__init__
+
+    def without_fused(self, params, *args, fused=None, **kwargs):
+        if fused:  # what an older torch, or a device without the kernel, says
+            raise RuntimeError("`fused=True` requires all the params to be on cuda")
+        real_init(self, params, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "__init__", without_fused)
+    loaded = pickle.loads(blob)
+    assert loaded.optimizer_.param_groups[0]["fused"] is False
+    monkeypatch.undo()
+    loaded.partial_fit(X, y, epochs=1)  # training continues, on the default kernel
+    assert len(loaded.history) == 2
+    assert pickle.loads(blob).optimizer_.param_groups[0]["fused"] is True  # kept where it works

@@ -23,8 +23,8 @@ from .callbacks import EpochTable, NolearnHandlers, EpochSummary
 from .iterators import BatchIterator
 from .layers import LayerStack, build_stack, split_layer_params
 from .shared import is_shared, read_value
-from .updates import (build_optimizer, check_hyperparameter, hyperparameter_slots,
-                      nesterov_momentum, set_hyperparameter)
+from .updates import (build_optimizer, check_hyperparameter, drop_unavailable_kernels,
+                      hyperparameter_slots, nesterov_momentum, set_hyperparameter)
 
 # skorch knobs this class replaces with the recipe's own; using them is a mistake worth naming.
 _REPLACED = {
@@ -412,6 +412,8 @@ class NeuralNet(_SkorchNet):
             self.device = "auto"
         elif want_cuda and not torch.cuda.is_available():
             self.device = "cpu"
+        if getattr(self, "optimizer_", None) is not None:
+            drop_unavailable_kernels(self.optimizer_)
 
 
 __all__ = ["NeuralNet", "DivergenceError", "is_shared"]

@@ -30,6 +30,26 @@ def _fast(optimizer_class, params, **kwargs):
         return optimizer_class(params, **kwargs)
 
 
+def fused_kernel_available(optimizer_class, device, lr=0.01):
+    """Whether ``optimizer_class(..., fused=True)`` works for parameters on ``device`` here."""
+    probe = torch.zeros(1, device=device, requires_grad=True)
+    try:
+        optimizer_class([probe], lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def drop_unavailable_kernels(optimizer):
+    """Turn off ``fused`` in groups whose kernel this torch/device lacks (an unpickled net from
+    a newer torch or another device); the default implementation does the same maths."""
+    for group in optimizer.param_groups:
+        if group.get("fused") and group["params"] and not fused_kernel_available(
+                type(optimizer), group["params"][0].device, group.get("lr", 0.01)):
+            group["fused"] = False
+    return optimizer
+
+
 def _rule(**hyperparameters):
     def decorate(fn):
         fn.hyperparameters = hyperparameters
