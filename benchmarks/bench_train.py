@@ -39,31 +39,33 @@ def recipe_module():
     return m
 
 
-class Facekeypoints:
+class _SkorchContender:
+    """A skorch-based net trained one epoch at a time with ``partial_fit``."""
+
+    def __init__(self, net, X, y):
+        self.net = net.initialize()
+        self.X, self.y = X, y
+
+    def epoch(self):
+        self.net.partial_fit(self.X, self.y, epochs=1)
+
+
+class Facekeypoints(_SkorchContender):
     name = "facekeypoints"
 
     def __init__(self, X, y, device):
-        self.net = fk.presets.net4(max_epochs=1000, verbose=0, device=device, random_state=0)
-        self.net.initialize()
-        self.X, self.y = X, y
-
-    def epoch(self):
-        self.net.partial_fit(self.X, self.y, epochs=1)
+        super().__init__(fk.presets.net4(max_epochs=1000, verbose=0, device=device,
+                                         random_state=0), X, y)
 
 
-class StockSkorch:
+class StockSkorch(_SkorchContender):
     name = "skorch"
 
     def __init__(self, X, y, device):
-        self.net = NeuralNetRegressor(
+        super().__init__(NeuralNetRegressor(
             recipe_module, optimizer=torch.optim.SGD, lr=0.03, optimizer__momentum=0.9,
             optimizer__nesterov=True, batch_size=128, max_epochs=1, train_split=ValidSplit(5),
-            verbose=0, device=device)
-        self.net.initialize()
-        self.X, self.y = X, y
-
-    def epoch(self):
-        self.net.partial_fit(self.X, self.y, epochs=1)
+            verbose=0, device=device), X, y)
 
 
 class PlainTorch:

@@ -15,7 +15,6 @@ traceback). Model files are read with the safe loader only: the CLI never unpick
 from __future__ import annotations
 
 import argparse
-import ast
 import difflib
 import json
 import sys
@@ -41,27 +40,13 @@ class _Parser(argparse.ArgumentParser):
 
 # -- argument types --------------------------------------------------------------------------
 
-def _parse_value(text):
-    """``--set`` values: Python literals (numbers, tuples, None, strings) or bare strings."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def _key_value(text):
+    from .sweep import parse_value  # numpy only: cheap at parser build time
+
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), _parse_value(value.strip())
-
-
-def _parse_sets(pairs):
-    params = {}
-    for pair in pairs or []:
-        key, value = pair if isinstance(pair, tuple) else _key_value(pair)
-        params[key] = value
-    return params
+    return key.strip(), parse_value(value.strip())
 
 
 def _positive_int(text):
@@ -162,7 +147,7 @@ def _make_net(name, max_epochs, args, sets):
     from . import presets
 
     try:
-        net = presets.get(name, max_epochs=max_epochs)
+        net = presets.get(name, **({} if max_epochs is None else {"max_epochs": max_epochs}))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     return _configure(net, args, sets, name=name)
@@ -192,10 +177,10 @@ def _train_one(name, X, y, args, out_dir, max_epochs, sets=None, net=None, resum
             raise CLIError(f"{_one_line(exc)}{hint}") from None
     # skorch ends fit quietly on Ctrl-C, leaving the unfinished epoch's entry: drop it, write
     # the finished epochs, then report the interrupt (exit 130) instead of going on.
-    interrupted = getattr(net, "interrupted_", False) or (
-        len(net.history) > 0 and "train_loss" not in net.history[-1])
-    if interrupted and "train_loss" not in net.history[-1]:
+    unfinished = len(net.history) > 0 and "train_loss" not in net.history[-1]
+    if unfinished:
         net.history.pop()
+    interrupted = getattr(net, "interrupted_", False) or unfinished
     X_valid, y_valid = validation_split(net, X, y)
     info = {"preset": name, "max_epochs": int(net.max_epochs), "set": sets or {},
             "data": _data_name(args.data), "rows": len(X), "device": str(net.device),
@@ -224,21 +209,8 @@ def _load_model(path, device=None):
         raise CLIError(f"no run directory or model file at {path}")
     if path.is_dir() and not (path / "model.pt").exists():
         raise CLIError(f"{path} is a directory without model.pt (not a run directory)")
-    import warnings
-
-    from .persist import ModelFileError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")    # torch's notes while it refuses a bad file
-            return load_model(path, device=device or "auto")
-    except ModelFileError as exc:
-        if "is not a valid facekeypoints model file" in str(exc):
-            # torch's own message suggests weights_only=False: advice the CLI must not give
-            raise CLIError(f"{path} is not a valid facekeypoints model file (it holds "
-                           "something other than weights and a JSON config; the CLI never "
-                           "unpickles)") from None
-        raise
+    # A file that is not ours raises ModelFileError (a ValueError): one line, exit 2.
+    return load_model(path, device=device or "auto")
 
 
 def _model_columns(net):
@@ -291,13 +263,11 @@ def cmd_train(args):
     The epoch table prints live; on a terminal a progress bar below it shows epochs done,
     the ETA, and the current learning rate and momentum. Ctrl-C stops training and still
     writes the run with the epochs that finished (exit status 130)."""
-    sets = _parse_sets(args.set)
-    from . import presets
-
+    sets = dict(args.set or ())
     resume = None
     if args.resume:
         sets, resume = _resume_settings(args, sets)
-    epochs = sets.pop("max_epochs", None) or args.max_epochs or presets.get(args.preset).max_epochs
+    epochs = sets.pop("max_epochs", None) or args.max_epochs  # None: the preset's own
     net = _make_net(args.preset, epochs, args, sets)
     X, y = _load_training_data(args.data)
     out = Path(args.resume or args.out or f"runs/{args.preset}")
@@ -307,15 +277,14 @@ def cmd_train(args):
 
 def _resume_settings(args, sets):
     """Rebuild what the interrupted run was asked for (run.json), to continue it exactly."""
-    import json
+    from .runs import read_run_info
 
     run_dir = Path(args.resume)
     checkpoint = run_dir / "checkpoint.pt"
     if not checkpoint.exists():
         raise CLIError(f"{run_dir} has no checkpoint.pt to resume from (train with "
                        "--checkpoint-every N, or stop with Ctrl-C, to get one)")
-    info_path = run_dir / "run.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info = read_run_info(run_dir)
     if info.get("preset", args.preset) != args.preset:
         raise CLIError(f"{run_dir} is a {info['preset']} run, not {args.preset}")
     merged = {**info.get("set", {}), **sets}
@@ -335,18 +304,13 @@ def cmd_evaluate(args):
     Evaluates every row of the data that has all the model's keypoints (--split valid: only
     the rows the net held out for validation when it was trained on this file; --split
     train: the others)."""
-    from .data import load2d
     from .runs import keypoint_errors
 
     if _is_ensemble(args.model):
         return _evaluate_ensemble(args)
     net = _load_model(args.model, args.device)
     columns = _model_columns(net)
-    cols = None if len(columns) == 30 else columns
-    try:
-        X, y = load2d(args.data, cols=cols)
-    except FileNotFoundError:
-        raise CLIError(f"no such data file: {args.data}") from None
+    X, y = _load_training_data(args.data, cols=None if len(columns) == 30 else columns)
     n_valid = net._n_valid(len(X))
     if args.split == "valid":
         if not n_valid:
@@ -378,7 +342,8 @@ def cmd_predict(args):
 
     from .data import load2d, read_csv, write_submission
 
-    if _is_ensemble(args.model):
+    ensemble = _is_ensemble(args.model)
+    if ensemble:
         net = _load_ensemble(args.model, args.device)
         columns = net.covered_columns
     else:
@@ -400,14 +365,15 @@ def cmd_predict(args):
     ids = read_csv(test, test=True).image_ids
     X, _ = load2d(test, test=True)
     y_pred = net.predict(X)
-    if _is_ensemble(args.model) and len(columns) != 30:
+    if ensemble and len(columns) != 30:
         from .data import KEYPOINT_COLUMNS
 
         y_pred = y_pred[:, [KEYPOINT_COLUMNS.index(c) for c in columns]]
     predictions = pd.DataFrame(y_pred, columns=columns, index=ids) if len(columns) != 30 else y_pred
     out = write_submission(predictions, lookup, args.output,
                            image_ids=None if len(columns) != 30 else ids)
-    n_rows = sum(1 for _ in open(out)) - 1
+    with open(out) as f:
+        n_rows = sum(1 for _ in f) - 1
     print(f"predicted {len(X)} faces from {test} with {args.model}")
     print(f"wrote {out} ({n_rows} rows of RowId,Location, pixels clipped to [0, 96])")
     return 0
@@ -420,18 +386,10 @@ def _is_ensemble(path):
 
 
 def _load_ensemble(path, device=None):
-    import warnings
-
-    from .persist import ModelFileError
     from .specialists import load_ensemble
 
     _check_device(device)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load_ensemble(path, device=device or "auto")
-    except ModelFileError as exc:
-        raise CLIError(_one_line(exc)) from None
+    return load_ensemble(path, device=device or "auto")  # bad files: ModelFileError, exit 2
 
 
 def _evaluate_ensemble(args):
@@ -485,8 +443,8 @@ def cmd_train_specialists(args):
         pretrained = _load_model(args.pretrained, "cpu")
     from . import presets
 
-    epochs = args.max_epochs or presets.get(args.preset).max_epochs
-    base = presets.get(args.preset, max_epochs=epochs, verbose=0)
+    epochs = {"max_epochs": args.max_epochs} if args.max_epochs else {}  # else the preset's
+    base = presets.get(args.preset, verbose=0, **epochs)
     if args.device:
         _check_device(args.device)
         base.set_params(device=args.device)

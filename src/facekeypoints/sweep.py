@@ -278,33 +278,16 @@ def _describe_cluster(client):
             f"{threads} thread{'s' if threads != 1 else ''})")
 
 
-def _shippable(estimator, log):
-    """The estimator as it can travel to worker processes (pickled), or a clear error.
-
-    An unfitted net with ``device='auto'`` does not unpickle with this version of net.py
-    (skorch's ``__setstate__`` reads 'auto' as a torch device); such a net is sent with the
-    device 'auto' resolves to here.
-    """
+def _shippable(estimator):
+    """The estimator, checked to survive the pickling that sends it to worker processes."""
     import pickle
-
-    from sklearn.base import clone
 
     try:
         pickle.loads(pickle.dumps(estimator))
-        return estimator
     except Exception as exc:  # noqa: BLE001 - reported below
-        if getattr(estimator, "device", None) == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            shipped = clone(estimator).set_params(device=device)
-            try:
-                pickle.loads(pickle.dumps(shipped))
-                return shipped
-            except Exception:  # noqa: BLE001
-                pass
         raise SweepError(f"the net cannot be pickled, so it cannot be sent to worker "
                          f"processes: {type(exc).__name__}: {exc}") from None
+    return estimator
 
 
 @contextlib.contextmanager
@@ -500,7 +483,7 @@ def run_sweep(estimator, X, y, param_grid, *, cv=3, scheduler=None, n_iter=None,
     if getattr(estimator, "random_state", 0) is None:
         log("note: the net has no random_state, so the results will differ between runs")
     if kind != "sequential":
-        search.set_params(estimator=_shippable(estimator, log))
+        search.set_params(estimator=_shippable(estimator))
 
     from joblib._parallel_backends import LokyBackend
 
