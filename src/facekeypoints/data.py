@@ -17,7 +17,6 @@ import json
 import mmap
 import os
 import re
-import tempfile
 import threading
 import time
 import warnings
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ._safe_io import atomic_write
 
 KEYPOINT_COLUMNS = (
     "left_eye_center_x", "left_eye_center_y",
@@ -55,10 +56,14 @@ FLIP_INDICES = (
 
 IMAGE_SIDE = 96
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+# Targets are scaled as (pixel - 48) / 48, so [-1, 1] spans the image: one unit is 48 pixels
+# (and an RMSE in pixels is sqrt(MSE loss) * 48).
+PIXELS_PER_UNIT = IMAGE_SIDE / 2
 
 __all__ = [
-    "KEYPOINT_COLUMNS", "FLIP_INDICES", "IMAGE_SIDE", "N_PIXELS",
-    "DataFormatError", "ParsedCSV", "read_csv", "load", "load2d", "write_submission", "cache_dir",
+    "KEYPOINT_COLUMNS", "FLIP_INDICES", "IMAGE_SIDE", "N_PIXELS", "PIXELS_PER_UNIT",
+    "DataFormatError", "ParsedCSV", "read_csv", "select_rows", "load", "load2d",
+    "write_submission", "cache_dir",
 ]
 
 _SEED = 42                       # the old recipe's shuffle seed
@@ -131,13 +136,23 @@ def load(path=None, test=False, cols=None, *, cache=True):
     parsed = read_csv(path, test=test, cache=cache)
     if test:
         return _scale(parsed.images), None
-    name = Path(os.fspath(path)).name
+    return select_rows(parsed, cols, Path(os.fspath(path)).name)
+
+
+def select_rows(parsed: ParsedCSV, cols=None, name="training data"):
+    """``(X, y)`` from a parsed training file, exactly as ``load`` makes them.
+
+    Keeps the keypoint columns ``cols`` (None: all 30), drops the rows with a gap in any of
+    them, scales pixels to [0, 1] and keypoints to (coordinate - 48) / 48, and shuffles the
+    rows with the fixed seed. Read a file once with ``read_csv`` and call this per column
+    group to get what ``load(path, cols=...)`` would. ``name`` (the file's) is for messages.
+    """
     names = _check_cols(cols, parsed.columns, name)
     kp = parsed.keypoints[:, [KEYPOINT_COLUMNS.index(c) for c in names]]
     complete = ~np.isnan(kp).any(axis=1)
     if not complete.any():
         raise DataFormatError(_no_rows_message(kp, names, parsed, name))
-    y = ((kp[complete] - 48.0) / 48.0).astype(np.float32)
+    y = ((kp[complete] - PIXELS_PER_UNIT) / PIXELS_PER_UNIT).astype(np.float32)
     from sklearn.utils import shuffle
     return shuffle(_scale(parsed.images[complete]), y, random_state=_SEED)
 
@@ -205,10 +220,10 @@ def write_submission(predictions, lookup_csv, out_csv, image_ids=None):
         i = int(np.flatnonzero(~np.isfinite(scaled))[0])
         raise ValueError(f"prediction for ImageId {lookup_ids[i]}, {features.iloc[i]} is "
                          f"{scaled[i]}; predictions must be finite numbers.")
-    location = np.clip(scaled * 48.0 + 48.0, 0.0, float(IMAGE_SIDE))
+    location = np.clip(scaled * PIXELS_PER_UNIT + PIXELS_PER_UNIT, 0.0, float(IMAGE_SIDE))
     out = pd.DataFrame({"RowId": lookup["RowId"].to_numpy(), "Location": location})
     out_csv = Path(os.fspath(out_csv))
-    _write_atomic(out_csv, lambda f: out.to_csv(f, index=False), text=True)
+    atomic_write(out_csv, lambda f: out.to_csv(f, index=False), text=True)
     return out_csv
 
 
@@ -311,11 +326,15 @@ def _prediction_table(predictions, image_ids):
 
 
 def cache_dir() -> Path:
-    """$FACEKEYPOINTS_CACHE, else $XDG_CACHE_HOME/facekeypoints, else ~/.cache/facekeypoints."""
-    if os.environ.get("FACEKEYPOINTS_CACHE"):
-        return Path(os.environ["FACEKEYPOINTS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "facekeypoints"
+    """$FACEKEYPOINTS_CACHE, else $XDG_CACHE_HOME/facekeypoints, else ~/.cache/facekeypoints
+    (a leading ``~`` in either variable is expanded). The parsed-CSV cache and the default
+    synthetic data set (``synthetic.default_data_dir``) both live here."""
+    env = os.environ.get("FACEKEYPOINTS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "facekeypoints"
 
 
 def _read_cached(path):
@@ -377,25 +396,10 @@ def _store(target, write):
     """Best effort: a cache that cannot be written must not make loading fail."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, write)
+        atomic_write(target, write)
     except OSError as e:
         warnings.warn(f"facekeypoints: could not write cache {target}: {e}", RuntimeWarning,
                       stacklevel=3)
-
-
-def _write_atomic(target, write, text=False):
-    """Write through a temporary file in the same folder, then rename over ``target``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import IMAGE_SIDE, KEYPOINT_COLUMNS
+from .data import IMAGE_SIDE, KEYPOINT_COLUMNS, PIXELS_PER_UNIT  # PIXELS_PER_UNIT: re-exported
 
 __all__ = ["plot_face", "plot_faces", "keypoint_sides", "SIDE_COLORS", "plot_learning_curves",
            "plot_schedule", "plot_predictions"]
@@ -41,7 +41,7 @@ def _as_image(image) -> np.ndarray:
 
 def _as_pixels(kp, scaled: bool) -> np.ndarray:
     kp = np.asarray(kp, dtype=np.float64).reshape(-1)
-    return kp * (IMAGE_SIDE / 2) + IMAGE_SIDE / 2 if scaled else kp
+    return kp * PIXELS_PER_UNIT + PIXELS_PER_UNIT if scaled else kp
 
 
 def plot_face(image, keypoints=None, ax=None, columns=KEYPOINT_COLUMNS, scaled=False,
@@ -117,8 +117,6 @@ def plot_faces(images, keypoints=None, fig=None, ncols=4, columns=KEYPOINT_COLUM
 
 
 # -- training pictures -------------------------------------------------------------------------
-
-PIXELS_PER_UNIT = IMAGE_SIDE / 2  # targets are (y - 48) / 48, so RMSE px = sqrt(loss) * 48
 
 #: Colours of successive runs in learning-curve plots.
 RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
@@ -223,6 +221,7 @@ def plot_learning_curves(histories, ax=None, show_schedule=True, title=None):
     for label, records in runs.items():
         epochs = [r["epoch"] for r in records]
         for key, style in (("train_loss", "--"), ("valid_loss", "-")):
+            # runs.rmse_px, written out: importing runs would import torch
             values = np.array([np.sqrt(r[key]) * PIXELS_PER_UNIT if r.get(key) is not None
                                else np.nan for r in records], dtype=float)
             if np.isfinite(values).any():

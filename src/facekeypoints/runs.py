@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import KEYPOINT_COLUMNS
+from ._safe_io import atomic_write
+from .data import KEYPOINT_COLUMNS, PIXELS_PER_UNIT  # PIXELS_PER_UNIT: re-exported
 from .persist import history_records, save_model
-
-PIXELS_PER_UNIT = 48.0
 
 
 def rmse_px(loss):
@@ -89,7 +88,8 @@ def write_run(net, out_dir, run_info=None, X_valid=None, y_valid=None, config=No
     save_model(net, out / "model.pt")
     records = history_records(net)
     _write_text(out / "history.json", json.dumps(records, indent=1))
-    pd.DataFrame(records).to_csv(out / "history.csv", index=False)
+    frame = pd.DataFrame(records)
+    atomic_write(out / "history.csv", lambda f: frame.to_csv(f, index=False))
     _write_text(out / "run.json", json.dumps(run_info or {}, indent=1, default=str))
     _write_text(out / "config.json",
                 json.dumps(config if config is not None else describe_net(net), indent=1,
@@ -99,9 +99,7 @@ def write_run(net, out_dir, run_info=None, X_valid=None, y_valid=None, config=No
 
 
 def _write_text(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, lambda f: f.write(text), text=True)
 
 
 def _write_pictures(net, out, X_valid, y_valid):

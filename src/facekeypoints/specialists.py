@@ -20,10 +20,11 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .data import FLIP_INDICES, KEYPOINT_COLUMNS
+from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, PIXELS_PER_UNIT, ParsedCSV
 
 ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = "facekeypoints-ensemble"
@@ -200,12 +201,38 @@ def make_specialist(base_net, group, pretrained=None, max_epochs=None):
 
 # -- data --------------------------------------------------------------------------------------
 
-def _group_data(data, group, flat):
-    """``(X, y)`` of the rows where every column of ``group`` is present."""
-    from .data import load, load2d
+class _TrainingFile(NamedTuple):
+    """A training.csv parsed once, for the groups to take their rows from."""
 
-    if data is None or isinstance(data, (str, Path)):
-        return (load if flat else load2d)(data, cols=list(group.columns))
+    parsed: ParsedCSV
+    name: str                   # the file's name, for error messages
+
+
+def _read_data(data):
+    """A training.csv path (None: the embedded synthetic data) parsed, as a _TrainingFile,
+    read once for every group; anything else (in-memory ``(X, y)``) as it is."""
+    if not (data is None or isinstance(data, (str, Path))):
+        return data
+    from .data import read_csv
+
+    if data is None:
+        from .synthetic import ensure_default_dataset
+
+        data = ensure_default_dataset()["training"]
+    return _TrainingFile(read_csv(data), Path(data).name)
+
+
+def _group_data(data, group, flat):
+    """``(X, y)`` of the rows where every column of ``group`` is present.
+
+    ``data``: what :func:`_read_data` returns, or what it takes. From a file the rows are
+    exactly ``load(path, cols=group.columns)``'s (``load2d``'s unless ``flat``)."""
+    from .data import select_rows
+
+    data = _read_data(data)
+    if isinstance(data, _TrainingFile):
+        X, y = select_rows(data.parsed, list(group.columns), data.name)
+        return (X if flat else X.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)), y
     X, y = data
     y = np.asarray(y)
     idx = [KEYPOINT_COLUMNS.index(c) for c in group.columns]
@@ -213,23 +240,21 @@ def _group_data(data, group, flat):
         raise ValueError("in-memory data must be (X, y) with y of 30 columns (NaN where missing)")
     rows = np.isfinite(y[:, idx]).all(axis=1)
     X = np.asarray(X)[rows]
-    X = X.reshape(len(X), -1) if flat else X.reshape(len(X), 1, 96, 96)
+    X = X.reshape(len(X), -1) if flat else X.reshape(len(X), 1, IMAGE_SIDE, IMAGE_SIDE)
     return X, y[rows][:, idx].astype(np.float32)
 
 
 def _complete_rows(data):
-    from .data import DataFormatError, read_csv
+    """Rows with all 30 keypoints (0 for a file that is not a training file);
+    ``data`` as for :func:`_group_data`."""
+    from .data import DataFormatError
 
-    if data is None or isinstance(data, (str, Path)):
-        if data is None:
-            from .synthetic import ensure_default_dataset
-
-            data = ensure_default_dataset()["training"]
-        try:
-            kp = read_csv(data).keypoints
-        except DataFormatError:
-            return 0
-        return int((~np.isnan(kp).any(axis=1)).sum())
+    try:
+        data = _read_data(data)
+    except DataFormatError:
+        return 0
+    if isinstance(data, _TrainingFile):
+        return int((~np.isnan(data.parsed.keypoints).any(axis=1)).sum())
     return int(np.isfinite(np.asarray(data[1])).all(axis=1).sum())
 
 
@@ -252,22 +277,22 @@ def fit_specialists(base_net, X_or_path=None, groups=DEFAULT_GROUPS, pretrained=
     (default ``base_net.max_epochs``) and ``reference_rows`` (default: rows with all 30
     keypoints). ``on_specialist(info)`` is called after each specialist with its report dict.
     """
-    groups = get_groups(groups) if not all(isinstance(g, SpecialistGroup) for g in groups) \
-        else tuple(groups)
+    groups = get_groups(groups)
     flat = _flat_input(base_net)
     state = _pretrained_state(pretrained)
     base_epochs = base_net.max_epochs if base_epochs is None else base_epochs
     members, report = [], []
     ref = None
+    data = _read_data(X_or_path) if groups else X_or_path     # a file: parsed once
     for i, group in enumerate(groups, start=1):
-        X, y = _group_data(X_or_path, group, flat)
+        X, y = _group_data(data, group, flat)
         if isinstance(epochs, dict):
             n_epochs = epochs.get(group.name)
         else:
             n_epochs = epochs
         if n_epochs is None:
             if ref is None:
-                ref = reference_rows or _complete_rows(X_or_path) or len(X)
+                ref = reference_rows or _complete_rows(data) or len(X)
             n_epochs = specialist_epochs(base_epochs, len(X), ref)
         net, loaded, mismatched = make_specialist(base_net, group, state, max_epochs=n_epochs)
         start = time.perf_counter()
@@ -318,15 +343,16 @@ class SpecialistEnsemble:
         with ``split='valid'``/``'train'``), plus ``overall`` pooled over every value."""
         import pandas as pd
 
-        from .runs import PIXELS_PER_UNIT, keypoint_errors
+        from .runs import keypoint_errors, validation_split
 
         tables, sq, n_values = [], 0.0, 0
+        data = _read_data(data) if self.members else data       # a file: parsed once
         for group, net in self.members:
             X, y = _group_data(data, group, _flat_input(net))
-            n_valid = net._n_valid(len(X))
             if split == "valid":
-                X, y = X[:n_valid], y[:n_valid]
+                X, y = validation_split(net, X, y)
             elif split == "train":
+                n_valid = net._n_valid(len(X))
                 X, y = X[n_valid:], y[n_valid:]
             if not len(X):
                 continue

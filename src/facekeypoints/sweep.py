@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: Targets are scaled as (pixel - 48) / 48, so one target unit is 48 pixels.
-PIXELS_PER_UNIT = 48.0
+from .data import PIXELS_PER_UNIT  # one target unit is 48 pixels
+
 SCHEDULER_ENV = "FACEKEYPOINTS_SCHEDULER"
 BACKENDS = ("auto", "dask", "loky", "sequential")
 _INSTALL_HINT = "pip install 'facekeypoints[distributed]'"

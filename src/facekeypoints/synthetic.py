@@ -43,7 +43,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS
+from ._safe_io import atomic_write
+from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS, cache_dir
 
 __all__ = [
     "FaceParams", "sample_params", "keypoints", "render", "mirror", "flip_keypoints",
@@ -993,21 +994,9 @@ def _format_values(values: np.ndarray) -> list[bytes]:
     return out
 
 
-def _write_atomic(path: Path, chunks) -> None:
-    """Write byte chunks to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
-    try:
-        with open(tmp, "xb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _write_chunks(path: Path, chunks) -> None:
+    """Write byte chunks to ``path`` atomically and durably (a temporary file, then a rename)."""
+    atomic_write(path, lambda f: f.writelines(chunks), fsync=True)
 
 
 def _training_chunks(params: FaceParams, kp: np.ndarray):
@@ -1045,12 +1034,12 @@ def write_dataset(directory, seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_
     kp[missing_mask(n_train, seed)] = np.nan
     paths = {"training": directory / TRAINING_CSV, "test": directory / TEST_CSV,
              "lookup": directory / LOOKUP_CSV}
-    _write_atomic(paths["training"], _training_chunks(train_params, kp))
-    _write_atomic(paths["test"], _test_chunks(sample_params(n_test, seed=_stream(seed, 1))))
+    _write_chunks(paths["training"], _training_chunks(train_params, kp))
+    _write_chunks(paths["test"], _test_chunks(sample_params(n_test, seed=_stream(seed, 1))))
     lookup = [b"RowId,ImageId,FeatureName,Location\n"]
     lookup += [b"%d,%d,%s,\n" % (r + 1, i, f.encode())
                for r, (i, f) in enumerate(lookup_features(n_test, seed))]
-    _write_atomic(paths["lookup"], [b"".join(lookup)])
+    _write_chunks(paths["lookup"], [b"".join(lookup)])
     return paths
 
 
@@ -1071,15 +1060,6 @@ def training_faces(n: int = DEFAULT_N_TRAIN, seed: int = DEFAULT_SEED):
 # The default data set in a per-user cache
 # --------------------------------------------------------------------------------------------
 
-def _cache_root() -> Path:
-    env = os.environ.get("FACEKEYPOINTS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "facekeypoints"
-
-
 def default_data_dir(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TRAIN,
                      n_test: int = DEFAULT_N_TEST) -> Path:
     """Where the default synthetic data set lives: ``$FACEKEYPOINTS_CACHE`` if set, else
@@ -1088,7 +1068,7 @@ def default_data_dir(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TRAIN,
     name = f"synthetic-v{GENERATOR_VERSION}-seed{int(seed)}"
     if (n_train, n_test) != (DEFAULT_N_TRAIN, DEFAULT_N_TEST):
         name += f"-n{int(n_train)}-{int(n_test)}"
-    return _cache_root() / name
+    return cache_dir() / name
 
 
 @contextlib.contextmanager
