@@ -14,7 +14,7 @@ import importlib
 # Eager, and light (numpy only): the function ``shared`` must win over the submodule's name.
 from .shared import float32 as float32, shared as shared  # re-exported
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # re-exported
 
 _LAZY = {
     "AdjustVariable": "callbacks", "CosineAdjustVariable": "callbacks",

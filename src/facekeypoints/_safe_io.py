@@ -43,6 +43,25 @@ def atomic_write(path, write, *, text=False, fsync=False):
     return path
 
 
+def write_text(path, text):
+    """Write ``text`` to ``path`` atomically (see ``atomic_write``); returns the Path."""
+    return atomic_write(path, lambda f: f.write(text), text=True)
+
+
+def write_json(path, obj, indent=1, default=None):
+    """Write ``obj`` as JSON (plus a final newline) to ``path`` atomically; returns the Path."""
+    import json
+
+    return write_text(path, json.dumps(obj, indent=indent, default=default) + "\n")
+
+
+def save_figure(fig, path, **savefig_kwargs):
+    """``fig.savefig`` into ``path`` atomically; the format comes from the suffix."""
+    path = Path(path)
+    fmt = savefig_kwargs.pop("format", None) or (path.suffix.lstrip(".") or "png")
+    return atomic_write(path, lambda f: fig.savefig(f, format=fmt, **savefig_kwargs))
+
+
 def _create_temporary(path):
     """An exclusively created, empty ``.<name>.<random>.tmp`` next to ``path``: (fd, path)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

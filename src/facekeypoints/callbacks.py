@@ -193,7 +193,8 @@ class NolearnHandlers(Callback):
         self.on_epoch_finished = on_epoch_finished
         self.on_training_finished = on_training_finished
 
-    def _callbacks(self):
+    def callback_objects(self):
+        """The handlers that are skorch callbacks, each once, in order."""
         seen = []
         for h in list(self.on_epoch_finished or ()) + list(self.on_training_finished or ()):
             if isinstance(h, Callback) and all(h is not s for s in seen):
@@ -201,12 +202,12 @@ class NolearnHandlers(Callback):
         return seen
 
     def initialize(self):
-        for cb in self._callbacks():
+        for cb in self.callback_objects():
             cb.initialize()
         return self
 
     def on_train_begin(self, net, **kwargs):
-        for cb in self._callbacks():
+        for cb in self.callback_objects():
             cb.on_train_begin(net, **kwargs)
 
     def on_epoch_begin(self, net, **kwargs):
@@ -219,7 +220,7 @@ class NolearnHandlers(Callback):
             handler(net, net.history)
 
     def on_train_end(self, net, **kwargs):
-        for cb in self._callbacks():
+        for cb in self.callback_objects():
             if cb not in (self.on_training_finished or ()):
                 cb.on_train_end(net, **kwargs)
         for handler in self.on_training_finished or ():

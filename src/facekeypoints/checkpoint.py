@@ -92,7 +92,7 @@ def _stateful_callbacks(net):
     for name, cb in getattr(net, "callbacks_", []):
         if callable(getattr(cb, "state_dict", None)):
             yield name, cb
-        for i, inner in enumerate(getattr(cb, "_callbacks", lambda: [])()):
+        for i, inner in enumerate(getattr(cb, "callback_objects", lambda: [])()):
             if callable(getattr(inner, "state_dict", None)):
                 yield f"{name}.{i}", inner
 

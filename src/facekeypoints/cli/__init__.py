@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 # -- argument types --------------------------------------------------------------------------
 
 def _key_value(text):
-    from .sweep import parse_value  # numpy only: cheap at parser build time
+    from ..sweep import parse_value  # numpy only: cheap at parser build time
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -67,7 +67,7 @@ def _one_line(exc):
 # -- shared steps ----------------------------------------------------------------------------
 
 def _load_training_data(path, cols=None):
-    from .data import load2d
+    from ..data import load2d
 
     try:
         return load2d(path, cols=cols)
@@ -124,8 +124,8 @@ def _configure(net, args, sets=None, name="the net"):
     """Apply --set, --device, --seed and the live progress display to a preset net."""
     from tqdm.auto import tqdm
 
-    from .callbacks import EpochTable
-    from .progress import EpochProgress
+    from ..callbacks import EpochTable
+    from ..progress import EpochProgress
 
     params = dict(sets or {})
     _check_sets(net, name, params)
@@ -144,7 +144,7 @@ def _configure(net, args, sets=None, name="the net"):
 
 
 def _make_net(name, max_epochs, args, sets):
-    from . import presets
+    from .. import presets
 
     try:
         net = presets.get(name, **({} if max_epochs is None else {"max_epochs": max_epochs}))
@@ -154,8 +154,8 @@ def _make_net(name, max_epochs, args, sets):
 
 
 def _train_one(name, X, y, args, out_dir, max_epochs, sets=None, net=None, resume=None):
-    from .checkpoint import Checkpoint
-    from .runs import Stopwatch, describe_net, rmse_px, validation_split, write_run
+    from ..checkpoint import Checkpoint
+    from ..runs import Stopwatch, describe_net, rmse_px, validation_split, write_run
 
     net = net if net is not None else _make_net(name, max_epochs, args, sets)
     out_dir = Path(out_dir)
@@ -201,7 +201,7 @@ def _train_one(name, X, y, args, out_dir, max_epochs, sets=None, net=None, resum
 
 
 def _load_model(path, device=None):
-    from .persist import load_model
+    from ..persist import load_model
 
     _check_device(device)
     path = Path(path)
@@ -214,7 +214,7 @@ def _load_model(path, device=None):
 
 
 def _model_columns(net):
-    from .data import KEYPOINT_COLUMNS
+    from ..data import KEYPOINT_COLUMNS
 
     columns = list(getattr(net, "columns_", None) or KEYPOINT_COLUMNS)
     shapes = getattr(net.module_, "shapes", None)
@@ -229,8 +229,8 @@ def _model_columns(net):
 
 def cmd_recipe(args):
     """Train net4 and net5 (by default) and compare them as the recipe's tables do."""
-    from .plots import plot_learning_curves
-    from .runs import read_history, recipe_table
+    from ..plots import plot_learning_curves
+    from ..runs import read_history, recipe_table
 
     epochs = args.epochs or (3000 if args.full else RECIPE_QUICK_EPOCHS)
     nets = {name: _make_net(name, epochs, args, None) for name in args.nets}
@@ -241,7 +241,7 @@ def cmd_recipe(args):
         _train_one(name, X, y, args, out / name, epochs, net=net)
         histories[name] = read_history(out / name)
     print("\n" + recipe_table(histories))
-    from .runs import rmse_px
+    from ..runs import rmse_px
 
     n_valid = next(iter(nets.values()))._n_valid(len(y))
     baseline = float(((y[:n_valid] - y[n_valid:].mean(axis=0)) ** 2).mean())
@@ -277,7 +277,7 @@ def cmd_train(args):
 
 def _resume_settings(args, sets):
     """Rebuild what the interrupted run was asked for (run.json), to continue it exactly."""
-    from .runs import read_run_info
+    from ..runs import read_run_info
 
     run_dir = Path(args.resume)
     checkpoint = run_dir / "checkpoint.pt"
@@ -304,7 +304,7 @@ def cmd_evaluate(args):
     Evaluates every row of the data that has all the model's keypoints (--split valid: only
     the rows the net held out for validation when it was trained on this file; --split
     train: the others)."""
-    from .runs import keypoint_errors
+    from ..runs import keypoint_errors
 
     if _is_ensemble(args.model):
         return _evaluate_ensemble(args)
@@ -340,7 +340,7 @@ def cmd_predict(args):
     """Predict the keypoints of a test.csv and write a Kaggle submission (RowId,Location)."""
     import pandas as pd
 
-    from .data import load2d, read_csv, write_submission
+    from ..data import load2d, read_csv, write_submission
 
     ensemble = _is_ensemble(args.model)
     if ensemble:
@@ -351,7 +351,7 @@ def cmd_predict(args):
         columns = _model_columns(net)
     test, lookup = args.test, args.lookup
     if test is None:
-        from .synthetic import ensure_default_dataset
+        from ..synthetic import ensure_default_dataset
 
         paths = ensure_default_dataset()
         test, lookup = paths["test"], lookup or paths["lookup"]
@@ -366,7 +366,7 @@ def cmd_predict(args):
     X, _ = load2d(test, test=True)
     y_pred = net.predict(X)
     if ensemble and len(columns) != 30:
-        from .data import KEYPOINT_COLUMNS
+        from ..data import KEYPOINT_COLUMNS
 
         y_pred = y_pred[:, [KEYPOINT_COLUMNS.index(c) for c in columns]]
     predictions = pd.DataFrame(y_pred, columns=columns, index=ids) if len(columns) != 30 else y_pred
@@ -380,13 +380,13 @@ def cmd_predict(args):
 
 
 def _is_ensemble(path):
-    from .specialists import is_ensemble_dir
+    from ..specialists import is_ensemble_dir
 
     return is_ensemble_dir(path)
 
 
 def _load_ensemble(path, device=None):
-    from .specialists import load_ensemble
+    from ..specialists import load_ensemble
 
     _check_device(device)
     return load_ensemble(path, device=device or "auto")  # bad files: ModelFileError, exit 2
@@ -430,7 +430,7 @@ def cmd_train_specialists(args):
     but the output is loaded from that run's model where shapes match. The epoch budget
     (--max-epochs, default the preset's) is scaled inversely with each group's rows:
     epochs = max_epochs * (rows with all 30 keypoints) / (rows of the group)."""
-    from .specialists import fit_specialists, get_groups, report_table
+    from ..specialists import fit_specialists, get_groups, report_table
 
     try:
         groups = get_groups(args.groups)
@@ -441,7 +441,7 @@ def cmd_train_specialists(args):
     pretrained = None
     if args.pretrained:
         pretrained = _load_model(args.pretrained, "cpu")
-    from . import presets
+    from .. import presets
 
     epochs = {"max_epochs": args.max_epochs} if args.max_epochs else {}  # else the preset's
     base = presets.get(args.preset, verbose=0, **epochs)
@@ -472,8 +472,8 @@ def cmd_train_specialists(args):
 
 
 def _histories(paths):
-    from .persist import ModelFileError
-    from .runs import read_history, run_labels
+    from ..persist import ModelFileError
+    from ..runs import read_history, run_labels
 
     for p in paths:
         if not Path(p).exists():
@@ -494,7 +494,7 @@ def cmd_plot(args):
     """Learning curves of one or several runs on one figure: train (dashed) and valid
     (solid) RMSE in pixels on a log axis, with each run's learning rate and momentum on
     axes to the right."""
-    from .plots import plot_learning_curves
+    from ..plots import plot_learning_curves
 
     histories = _histories(args.runs)
     out = Path(args.output)
@@ -512,7 +512,7 @@ def cmd_plot(args):
 def cmd_compare(args):
     """The recipe's table for several runs side by side (epoch | train | valid | train/val
     per run at chosen epochs), then each run's best and last valid RMSE in pixels."""
-    from .runs import read_run_info, recipe_table, run_labels
+    from ..runs import read_run_info, recipe_table, run_labels
 
     histories = _histories(args.runs)
     print(recipe_table(histories, epochs=args.epochs))
@@ -531,7 +531,7 @@ def cmd_compare(args):
 
 def cmd_make_data(args):
     """Write the synthetic Kaggle-format files (training.csv, test.csv, IdLookupTable.csv)."""
-    from .synthetic import summarize, write_dataset
+    from ..synthetic import summarize, write_dataset
 
     paths = write_dataset(args.directory, seed=args.seed, n_train=args.train, n_test=args.test)
     for kind, path in paths.items():
@@ -552,7 +552,7 @@ def _sub(sub, name, func, help, epilog=None):
 
 
 def build_parser():
-    from . import __version__
+    from .._version import __version__
 
     parser = _Parser(
         prog="facekeypoints",
@@ -632,7 +632,7 @@ def build_parser():
                    metavar="PRESET", help="presets to train (default: net4 net5)")
     _common_training_flags(p, default_out="runs/recipe")
 
-    from .specialists import GROUPS_BY_NAME
+    from ..specialists import GROUPS_BY_NAME
 
     p = _sub(sub, "train-specialists", cmd_train_specialists,
              "train one specialist net per keypoint group into an ensemble directory",
@@ -651,7 +651,7 @@ def build_parser():
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0, help="random_state of the nets (default 0)")
 
-    from .sweep import register_cli
+    from ..sweep import register_cli
 
     register_cli(sub)
 
@@ -700,6 +700,3 @@ def main(argv=None):
               f"'facekeypoints --traceback {args.command} ...' for details)", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
