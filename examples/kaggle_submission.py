@@ -28,7 +28,7 @@ import pandas as pd
 
 import facekeypoints as fk
 from facekeypoints.plots import plot_predictions
-from facekeypoints.runs import keypoint_errors, validation_split
+from facekeypoints.reports import keypoint_errors
 
 
 def main():
@@ -58,7 +58,7 @@ def main():
     start = time.perf_counter()
     net.fit(X, y)
     print(f"trained in {time.perf_counter() - start:.0f} s")
-    X_valid, y_valid = validation_split(net, X, y)
+    _, (X_valid, y_valid) = net.train_valid_split(X, y)
     errors = keypoint_errors(y_valid, net.predict(X_valid))
     print(f"validation RMSE {errors.loc['overall', 'rmse']:.2f} px; worst keypoints:\n"
           + errors.drop(index="overall")["rmse"].nlargest(3).round(2).to_string())

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import facekeypoints as fk
 from facekeypoints.plots import plot_learning_curves
-from facekeypoints.runs import recipe_table, rmse_px, validation_split, write_run
+from facekeypoints.metrics import rmse_px
+from facekeypoints.reports import recipe_table
+from facekeypoints.runs import write_run
 
 NETS = {"net3": "fixed lr/momentum + flips", "net4": "schedule, no flips",
         "net5": "schedule + flips"}
@@ -41,7 +43,7 @@ def train(name, X, y, epochs, seed, out):
     start = time.perf_counter()
     net.fit(X, y)
     seconds = time.perf_counter() - start
-    X_valid, y_valid = validation_split(net, X, y)
+    _, (X_valid, y_valid) = net.train_valid_split(X, y)
     write_run(net, out / name, {"preset": name, "max_epochs": epochs, "rows": len(X),
                                 "seed": seed, "seconds": round(seconds, 1)}, X_valid, y_valid)
     valid = [h["valid_loss"] for h in net.history]

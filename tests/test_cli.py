@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from facekeypoints import cli
-from facekeypoints.runs import keypoint_errors, recipe_table, rmse_px, run_labels
+from facekeypoints.metrics import rmse_px
+from facekeypoints.reports import keypoint_errors, recipe_table, run_labels
 
 COMMANDS = ("train", "evaluate", "predict", "plot", "compare", "recipe", "make-data")
 

@@ -1,7 +1,5 @@
 """Kaggle CSV <-> arrays: columns, flip pairs, load/load2d, the parse cache, errors, submissions."""
 import os
-import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -10,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.utils import shuffle
 
-from facekeypoints import data
+from facekeypoints import _csv, _csv_cache, data
 from facekeypoints.data import (FLIP_INDICES, KEYPOINT_COLUMNS, N_PIXELS, DataFormatError, load,
                                 load2d, read_csv, write_submission)
 
@@ -170,11 +168,39 @@ def test_test_file_keeps_order_and_has_no_targets(tmp_path):
 def test_path_none_uses_the_embedded_dataset(tmp_path, monkeypatch):
     files = {"training": write_training(tmp_path / "training.csv", keypoints(2)),
              "test": write_test(tmp_path / "test.csv", [1, 2, 3])}
-    fake = types.ModuleType("facekeypoints.synthetic")
-    fake.ensure_default_dataset = lambda: files
-    monkeypatch.setitem(sys.modules, "facekeypoints.synthetic", fake)
+    from facekeypoints import synthetic
+    assert data._default_dataset is synthetic._default_dataset   # registered on import
+    monkeypatch.setattr(synthetic, "ensure_default_dataset", lambda: files)
     assert load()[0].shape == (2, N_PIXELS)
     assert load(test=True)[0].shape == (3, N_PIXELS)
+
+
+def test_path_none_uses_the_registered_provider(tmp_path, monkeypatch):
+    files = {False: write_training(tmp_path / "training.csv", keypoints(2)),
+             True: write_test(tmp_path / "test.csv", [1, 2, 3])}
+    calls = []
+
+    def provider(test):
+        calls.append(test)
+        return files[test]
+    monkeypatch.setattr(data, "_default_dataset", data._default_dataset)   # restored after
+    synthetic_default = data.register_default_dataset(provider)
+    assert callable(synthetic_default)
+    assert load()[0].shape == (2, N_PIXELS)
+    X, y = load2d(test=True)
+    assert X.shape == (3, 1, 96, 96) and y is None
+    assert calls == [False, True]
+    assert data.register_default_dataset(synthetic_default) is provider
+
+
+def test_path_none_with_no_registered_dataset_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(data, "_default_dataset", None)
+    for call in (load, load2d, lambda: load(test=True)):
+        with pytest.raises(RuntimeError, match=r"none is registered.*path of a Kaggle CSV.*"
+                                               r"facekeypoints\.synthetic.*register_default_"):
+            call()
+    with pytest.raises(TypeError, match="callable provider"):
+        data.register_default_dataset("training.csv")
 
 
 def test_read_csv_keeps_gaps_as_nan_and_order(tmp_path):
@@ -251,16 +277,16 @@ def test_pixels_roundtrip(rows):
     imgs = [np.random.default_rng(seed).integers(0, 256, N_PIXELS) for seed, _ in rows]
     text = "ImageId,Image\n" + "".join(f"{i + 1},{sep.join(map(str, img))}\n"
                                        for i, (img, (_, sep)) in enumerate(zip(imgs, rows)))
-    parsed = data._parse_bytes(text.encode(), "t.csv")
+    parsed = _csv.parse_bytes(text.encode(), "t.csv")
     np.testing.assert_array_equal(parsed.images, np.stack(imgs))
 
 
 def test_many_rows_cross_chunks(tmp_path, monkeypatch):
-    n = 3 * data._ROWS_PER_CHUNK + 5
+    n = 3 * _csv._ROWS_PER_CHUNK + 5
     imgs = np.random.default_rng(1).integers(0, 256, (n, N_PIXELS))
     path = write_test(tmp_path / "test.csv", range(1, n + 1), imgs)
     with monkeypatch.context() as patch:     # regular rows never need the per-row parser
-        patch.setattr(data, "_parse_row", lambda *a: pytest.fail("slow path used"))
+        patch.setattr(_csv, "_parse_row", lambda *a: pytest.fail("slow path used"))
         parsed = read_csv(path, test=True)
     np.testing.assert_array_equal(parsed.images, imgs)
     bad = n - 7
@@ -281,7 +307,7 @@ def test_cache_hit_returns_identical_arrays_without_parsing(tmp_path, cache, mon
 
     def boom(*a, **k):
         raise AssertionError("parsed again")
-    monkeypatch.setattr(data, "_parse_bytes", boom)
+    monkeypatch.setattr(_csv_cache, "parse_bytes", boom)
     second = read_csv(path)
     np.testing.assert_array_equal(second.images, first.images)
     np.testing.assert_array_equal(second.keypoints, first.keypoints)
@@ -306,13 +332,14 @@ def test_modified_file_is_parsed_again_even_with_the_same_size(tmp_path):
 
 def test_stat_shortcut_skips_reading_an_old_unchanged_file(tmp_path, cache, monkeypatch):
     path = write_training(tmp_path / "t.csv", keypoints(2))
-    monkeypatch.setattr(data, "_STAT_TRUST_NS", -1)     # as if the file were old
+    monkeypatch.setattr(_csv_cache, "_STAT_TRUST_NS", -1)     # as if the file were old
     first = read_csv(path)
     assert len(list(cache.glob("*.json"))) == 1
-    real_map = data._map
-    monkeypatch.setattr(data, "_map", lambda p: (_ for _ in ()).throw(AssertionError("read")))
+    real_map = _csv_cache.map_file
+    monkeypatch.setattr(_csv_cache, "map_file",
+                        lambda p: (_ for _ in ()).throw(AssertionError("read")))
     np.testing.assert_array_equal(read_csv(path).images, first.images)
-    monkeypatch.setattr(data, "_map", real_map)
+    monkeypatch.setattr(_csv_cache, "map_file", real_map)
     write_training(path, keypoints(3))                   # a different stamp: read again
     assert len(read_csv(path)) == 3
 

@@ -234,7 +234,7 @@ def test_net_pickled_for_cuda_loads_on_a_cpu_only_machine(monkeypatch):
     X, y = tiny_data()
     net = tiny_net().fit(X, y)
     expected = net.predict(X)
-    net.device = "cuda"  # as if it had been trained on a GPU
+    net.device = net.device_ = "cuda"  # as if it had been trained on a GPU
     blob = pickle.dumps(net, -1)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     loaded = pickle.loads(blob)

@@ -34,3 +34,16 @@ def test_import_and_cli_help_do_not_load_torch_or_scikit_learn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_public_submodule_is_an_attribute_loaded_on_first_use():
+    code = ("import sys, facekeypoints as fk\n"
+            "names = ['callbacks', 'checkpoint', 'data', 'metrics', 'net', 'persist', 'plots',\n"
+            "         'reports', 'runs', 'schedules', 'specialists', 'sweep', 'sweep_report']\n"
+            "heavy = ('plots', 'reports', 'runs', 'specialists', 'sweep', 'net', 'persist')\n"
+            "before = [n for n in heavy if 'facekeypoints.' + n in sys.modules]\n"
+            "mods = [getattr(fk, n).__name__ for n in names]\n"
+            "print(before == [], mods == ['facekeypoints.' + n for n in names])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["True", "True"]

@@ -90,7 +90,7 @@ class _Const:
     def predict(self, X):
         return np.tile(self.values, (len(X), 1))
 
-    def _layer_kwargs(self):
+    def layer_params(self):
         return {"input_shape": (None, 9216)}
 
 

@@ -1,14 +1,16 @@
 """Hyperparameter sweeps: RMSE scorer, grid parsing, Dask == in-process, fallback, CLI."""
+import ast
 import math
 import pickle
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import facekeypoints as fk
-from facekeypoints import presets, sweep
+from facekeypoints import cli, presets, sweep, sweep_report
 from facekeypoints.sweep import neg_rmse_px, parse_grid, parse_grid_item, run_sweep
 from tests.conftest import tiny_data, tiny_net
 
@@ -70,7 +72,7 @@ def test_scorer_is_negative_rmse_in_pixels():
 def test_scorer_matches_the_nets_validation_loss(data):
     X, y = data
     net = tiny_net(max_epochs=2).fit(X, y)
-    n_valid = net._n_valid(len(X))
+    n_valid = net.validation_size(len(X))
     rmse = -neg_rmse_px(net, X[:n_valid], y[:n_valid])
     assert rmse == pytest.approx(math.sqrt(net.history[-1]["valid_loss"]) * 48, rel=1e-5)
     assert pickle.loads(pickle.dumps(neg_rmse_px))(net, X, y) == neg_rmse_px(net, X, y)
@@ -132,7 +134,7 @@ def test_reference_results_table(reference):
     best = reference.attrs["best_params"]
     assert best == {k: reference[k].iloc[int(reference["mean_rmse_px"].idxmin())] for k in GRID}
     assert isinstance(best["max_epochs"], int)
-    assert "valid RMSE px" in sweep.format_results(reference)
+    assert "valid RMSE px" in sweep_report.format_results(reference)
 
 
 def test_without_dask_it_runs_on_local_processes_and_says_so(monkeypatch, data, reference):
@@ -237,7 +239,7 @@ def test_cli_end_to_end(tiny_csv, tmp_path, capsys, request):
         argv += ["--scheduler", request.getfixturevalue("cluster")[0].scheduler_address]
     else:
         argv += ["--backend", "loky"]
-    assert sweep.main(argv) == 0
+    assert cli.main(["sweep", *argv]) == 0
     out = capsys.readouterr().out
     assert "[4/4]" in out and "valid RMSE px" in out and "best: update_learning_rate=" in out
     frame = pd.read_csv(tmp_path / "sweep" / "results.csv")
@@ -261,6 +263,86 @@ def test_cli_end_to_end(tiny_csv, tmp_path, capsys, request):
     (["net1", "--grid", "max_epochs=1,2", "--cv", "1"], "--cv"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys):
-    assert sweep.main(argv) == 2
+    assert cli.main(["sweep", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_cli_help_describes_the_sweep(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("usage: facekeypoints sweep")
+    assert "Cross-validate a preset over a grid of hyperparameters and report validation " \
+           "RMSE (px). Fits run on Dask distributed" in out
+
+
+# ---------------------------------------------------------------------------------- failures
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_a_failing_candidate_scores_nan_and_every_fit_is_reported(data):
+    from sklearn.exceptions import FitFailedWarning
+
+    X, y = data
+    lines = []
+    progress = sweep_report.FitProgress(4, write=lines.append, bar=False)
+    with pytest.warns(FitFailedWarning, match="2 fits failed out of a total of 4"):
+        frame = run_sweep(tiny_net(max_epochs=1), X, y, {"hidden_num_units": [16, -1]}, cv=2,
+                          backend="sequential", log=None, progress=progress)
+    assert np.isnan(frame["mean_rmse_px"].iloc[1]) and list(frame["rank"]) == [1, 2]
+    assert frame.attrs["best_params"] == {"hidden_num_units": 16}
+    assert len(lines) == 4
+    assert lines[0].startswith("[1/4]  candidate 1/2 fold 1/2  hidden_num_units=16  valid RMSE ")
+    assert lines[3].startswith("[4/4]  candidate 2/2 fold 2/2  hidden_num_units=-1  FAILED: ")
+    with pytest.raises(sweep.SweepError, match="all the 2 fits failed"):
+        run_sweep(tiny_net(max_epochs=1), X, y, {"hidden_num_units": [-1]}, cv=2,
+                  backend="sequential", log=None)
+
+
+# ---------------------------------------------------------------------------------- structure
+PACKAGE = Path(sweep.__file__).resolve().parent
+THIRD_PARTY = ("joblib", "sklearn", "distributed", "dask")
+
+
+def _imported_names(path):
+    """(line, dotted name) of every import in a module: absolute, relative (resolved) and
+    importlib.import_module / __import__ calls with a literal name."""
+    package = ["facekeypoints", *path.relative_to(PACKAGE).parent.parts]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            yield node.lineno, module
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}"
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and getattr(node.func, "attr", getattr(node.func, "id", None))
+              in ("import_module", "__import__")):
+            yield node.lineno, node.args[0].value
+
+
+def _is_private(part):
+    return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
+
+
+def test_no_module_imports_a_private_module_of_joblib_sklearn_or_dask():
+    offending = [f"{path.relative_to(PACKAGE.parent)}:{line}: {name}"
+                 for path in sorted(PACKAGE.rglob("*.py"))
+                 for line, name in _imported_names(path)
+                 if name.split(".")[0] in THIRD_PARTY
+                 and any(_is_private(part) for part in name.split(".")[1:])]
+    assert not offending, "private imports:\n" + "\n".join(offending)
+
+
+@pytest.mark.parametrize("module", ["sweep", "sweep_report"])
+def test_sweep_library_does_not_import_the_application_or_the_cli(module):
+    forbidden = {"facekeypoints.cli", "facekeypoints.runs", "facekeypoints.plots",
+                 "facekeypoints.specialists"}
+    if module == "sweep_report":
+        forbidden.add("facekeypoints.sweep")  # the report knows nothing of how fits run
+    names = [name for _, name in _imported_names(PACKAGE / f"{module}.py")]
+    assert not [n for n in names if any(n == f or n.startswith(f + ".") for f in forbidden)]

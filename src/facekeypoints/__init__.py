@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib
 
 # Eager, and light (numpy only): the function ``shared`` must win over the submodule's name.
-from .shared import float32 as float32, shared as shared  # re-exported
-
-from ._version import __version__ as __version__  # re-exported
+from .shared import float32 as float32, shared as shared
+from ._version import __version__ as __version__
+# The embedded synthetic faces register themselves as data.load's default (path=None); data
+# never imports synthetic, so the package does it once, here.
+from . import synthetic as synthetic
 
 _LAZY = {
     "AdjustVariable": "callbacks", "CosineAdjustVariable": "callbacks",
@@ -25,9 +27,15 @@ _LAZY = {
     "DivergenceError": "net", "NeuralNet": "net",
     "ModelFileError": "persist", "load_model": "persist", "save_model": "persist",
 }
-_SUBMODULES = ("layers", "presets", "synthetic", "updates")
+# Every public submodule is reachable as ``fk.<name>``, loaded on first use.
+_SUBMODULES = ("callbacks", "checkpoint", "cli", "data", "iterators", "layers", "metrics", "net",
+               "persist", "plots", "presets", "progress", "reports", "runs", "schedules",
+               "specialists", "sweep", "sweep_report", "synthetic", "updates")
 
-__all__ = sorted([*_LAZY, *_SUBMODULES, "float32", "shared"])
+# What ``from facekeypoints import *`` gives: the old recipe's names (not every submodule, so
+# that names such as ``data`` or ``runs`` never clobber a notebook's variables).
+__all__ = sorted([*_LAZY, "layers", "presets", "schedules", "synthetic", "updates", "float32",
+                  "shared"])
 
 
 def __getattr__(name):
@@ -42,4 +50,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -6,9 +6,17 @@ from pathlib import Path
 
 
 def cache_dir() -> Path:
-    """$FACEKEYPOINTS_CACHE, else $XDG_CACHE_HOME/facekeypoints, else ~/.cache/facekeypoints
-    (a leading ``~`` in either variable is expanded). The parsed-CSV cache and the default
-    synthetic data set (``synthetic.default_data_dir``) both live here."""
+    """The per-user cache directory of facekeypoints.
+
+    The parsed-CSV cache and the default synthetic data set (``synthetic.default_data_dir``)
+    both live here. A leading ``~`` in either variable is expanded.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$FACEKEYPOINTS_CACHE``, else ``$XDG_CACHE_HOME/facekeypoints``, else
+        ``~/.cache/facekeypoints`` (not created).
+    """
     env = os.environ.get("FACEKEYPOINTS_CACHE")
     if env:
         return Path(env).expanduser()

@@ -2,18 +2,40 @@
 
 Every callback here works two ways: as a skorch callback (``callbacks=[('adjust_lr', ...)]``)
 and as a nolearn-style handler (``on_epoch_finished=[...]``, called as ``f(nn, history)``).
+The shapes a schedule can take (cosine, exponential, warm-up, ...) are in
+:mod:`facekeypoints.schedules`.
 """
 from __future__ import annotations
 
-import difflib
+import inspect
 import math
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from skorch.callbacks import Callback, PrintLog
 
+from ._suggest import did_you_mean
+from .schedules import cosine, exponential
 from .shared import float32, is_shared
 from .updates import check_hyperparameter
+
+if TYPE_CHECKING:
+    from skorch import NeuralNet
+
+__all__ = ["AdjustVariable", "CosineAdjustVariable", "EarlyStopping", "EpochSummary",
+           "EpochTable", "ExponentialAdjustVariable", "NolearnHandlers"]
+
+
+def _takes_schedule(cls):
+    """Whether ``cls(...)`` accepts ``schedule=`` (a subclass may have its own ``__init__``)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return any(p.name == "schedule" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _show(value):
+    return str(value) if isinstance(value, (int, float, np.number)) else repr(value)
 
 
 class AdjustVariable(Callback):
@@ -22,46 +44,203 @@ class AdjustVariable(Callback):
     Epoch e of a run of ``max_epochs`` uses ``schedule((e - 1) / (max_epochs - 1))``; past
     ``max_epochs`` (warm starts, ``partial_fit``) progress stays at 1. The default schedule is
     linear and gives exactly ``start`` in epoch 1 and exactly ``stop`` in the last.
-    Subclasses override :meth:`schedule` alone (a warm-up may start anywhere)::
 
-        class CosineDecay(AdjustVariable):
-            def schedule(self, progress):
-                return self.stop + (self.start - self.stop) * (1 + math.cos(math.pi * progress)) / 2
+    There are two ways to another shape. Pass a function of progress as ``schedule=`` (the
+    ones in :mod:`facekeypoints.schedules` pickle, print readably and compose), or subclass
+    and override the method :meth:`schedule` alone, which may use ``self.start`` and
+    ``self.stop``. A ``schedule`` given to the constructor (or by ``set_params``) wins over
+    the method; ``schedule=None`` selects the method again.
 
-    ``name`` is an attribute of the net holding a float or a shared variable, e.g.
-    ``'update_learning_rate'`` or ``'update_momentum'`` (beta1 for Adam).
+    Parameters
+    ----------
+    name : str
+        The net's attribute holding the hyperparameter, a float or a shared variable, e.g.
+        ``'update_learning_rate'`` or ``'update_momentum'`` (beta1 for Adam).
+    start : float, default 0.03
+        The value in epoch 1 for the default linear schedule and for subclasses.
+    stop : float, default 0.001
+        The value in the last epoch for the default linear schedule and for subclasses.
+    schedule : callable, optional
+        ``f(progress) -> value`` for progress in [0, 1]; when given, ``start`` and ``stop``
+        are not used. Define it at module level (or use :mod:`facekeypoints.schedules`) so
+        that the net pickles.
+
+    See Also
+    --------
+    facekeypoints.schedules : linear, cosine, exponential, constant, join, warmup.
+
+    Examples
+    --------
+    The recipe's linear ramps, then a composed warm-up and cosine decay:
+
+    >>> import facekeypoints as fk
+    >>> from facekeypoints.schedules import cosine, warmup
+    >>> fk.AdjustVariable('update_learning_rate', 0.03, 0.0001).simulate(3)
+    array([0.03   , 0.01505, 0.0001 ])
+    >>> adjust = fk.AdjustVariable('update_learning_rate',
+    ...                            schedule=warmup(0.1, cosine(0.03, 0.0001), start=0.0001))
+    >>> adjust.value_at(1, 100), adjust.value_at(100, 100)
+    (0.0001, 0.0001)
+
+    The same by subclassing: override one method.
+
+    >>> import math
+    >>> class CosineDecay(fk.AdjustVariable):
+    ...     def schedule(self, progress):
+    ...         w = (1 + math.cos(math.pi * progress)) / 2
+    ...         return self.start * w + self.stop * (1 - w)
+    >>> CosineDecay('update_learning_rate', 1.0, 0.0).simulate(3)
+    array([1. , 0.5, 0. ])
     """
 
-    def __init__(self, name, start=0.03, stop=0.001):
+    def __init__(self, name: str, start: float = 0.03, stop: float = 0.001,
+                 schedule: Callable[[float], float] | None = None):
         self.name = name
         self.start = start
         self.stop = stop
+        self.schedule = schedule  # None: the method below (see __setattr__)
+
+    # The constructor parameter ``schedule`` and the method ``schedule`` share a name: a
+    # given function lives in the instance's __dict__ and so wins over the method; None is
+    # never stored there, so that the method (a subclass's override) stays visible.
+    def __setattr__(self, key, value):
+        if key == "schedule" and value is None:
+            self.__dict__.pop("schedule", None)
+        else:
+            super().__setattr__(key, value)
+
+    def _get_param_names(self):
+        names = super()._get_param_names()  # skorch: the instance's public attributes
+        if "schedule" not in names and _takes_schedule(type(self)):
+            names.append("schedule")
+        return names
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Also return the parameters of parameters that are estimators.
+
+        Returns
+        -------
+        dict
+            Parameter names mapped to values; ``schedule`` is ``None`` when the
+            :meth:`schedule` method is in use.
+        """
+        params = super().get_params(deep=deep)
+        if "schedule" in params:
+            params["schedule"] = self.__dict__.get("schedule")
+        return params
+
+    def __repr__(self):
+        params = self.get_params(deep=False)
+        params.pop("name", None)
+        if params.get("schedule") is None:
+            params.pop("schedule", None)
+        else:                                    # start and stop play no part then
+            params.pop("start", None)
+            params.pop("stop", None)
+        shown = "".join(f", {k}={_show(v)}" for k, v in params.items())
+        return f"{type(self).__name__}({self.name!r}{shown})"
 
     # -- the one method to override ----------------------------------------------------------
-    def schedule(self, progress):
-        """Map progress in [0, 1] (0 = first epoch, 1 = last) to the value to use."""
+    def schedule(self, progress: float) -> float:
+        """Map progress in [0, 1] (0 = first epoch, 1 = last) to the value to use.
+
+        The default is linear from ``start`` to ``stop``. Subclasses override this method;
+        a ``schedule`` given to the constructor replaces it on the instance.
+
+        Parameters
+        ----------
+        progress : float
+            Where the epoch lies in the run, from 0 (epoch 1) to 1 (epoch ``max_epochs``).
+
+        Returns
+        -------
+        float
+            The hyperparameter's value for that epoch.
+        """
         return self.start * (1 - progress) + self.stop * progress  # exact at both ends
 
     # -- plumbing ---------------------------------------------------------------------------
     @staticmethod
-    def progress(epoch, max_epochs):
-        """Where 1-based ``epoch`` lies in a run of ``max_epochs``, clipped to [0, 1]."""
+    def progress(epoch: int, max_epochs: int) -> float:
+        """Where 1-based ``epoch`` lies in a run of ``max_epochs``, clipped to [0, 1].
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch, counted from 1.
+        max_epochs : int
+            The length of the run; with 1 or fewer, progress is always 0.
+
+        Returns
+        -------
+        float
+            ``(epoch - 1) / (max_epochs - 1)``, clipped to [0, 1].
+        """
         if max_epochs <= 1:
             return 0.0
         return min(max((epoch - 1) / (max_epochs - 1), 0.0), 1.0)
 
-    def value_at(self, epoch, max_epochs):
-        """The value this schedule uses in ``epoch`` of a run of ``max_epochs``."""
+    def value_at(self, epoch: int, max_epochs: int) -> float:
+        """The value this schedule uses in ``epoch`` of a run of ``max_epochs``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch, counted from 1; past ``max_epochs`` the last value is kept.
+        max_epochs : int
+            The length of the run.
+
+        Returns
+        -------
+        float
+            The value set before that epoch trains.
+        """
         return float(self.schedule(self.progress(epoch, max_epochs)))
 
-    def simulate(self, n_epochs, max_epochs=None):
-        """Values for epochs 1..n_epochs (for plots and tests); ``max_epochs`` defaults to n."""
+    def simulate(self, n_epochs: int, max_epochs: int | None = None) -> np.ndarray:
+        """Values for epochs 1..n_epochs, for plots and tests, without training.
+
+        Parameters
+        ----------
+        n_epochs : int
+            How many epochs to list.
+        max_epochs : int, optional
+            The run length the schedule is scaled to; default ``n_epochs``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``n_epochs`` floats, the value of each epoch in order.
+        """
         max_epochs = n_epochs if max_epochs is None else max_epochs
         return np.array([self.value_at(e, max_epochs) for e in range(1, n_epochs + 1)])
 
-    def check(self, net):
-        """Fail before training when the net has no hyperparameter called ``name``, or when
-        the schedule would set a value no run should use (lr <= 0, momentum >= 1)."""
+    def check(self, net: NeuralNet) -> None:
+        """Fail before training when the schedule cannot run on ``net``.
+
+        Parameters
+        ----------
+        net : NeuralNet
+            The net about to train; its ``max_epochs`` sets the epochs checked.
+
+        Raises
+        ------
+        ValueError
+            When the net has no hyperparameter called ``name`` (with a suggestion), when it
+            is neither a number nor a shared variable, or when the schedule would set a value
+            no run should use (lr <= 0, momentum outside [0, 1), not finite), naming the epoch.
+        TypeError
+            When ``schedule`` is given and is not callable.
+        """
+        given = self.__dict__.get("schedule")
+        if given is not None and not callable(given):
+            raise TypeError(f"{self!r}: schedule must be a function of progress in [0, 1], "
+                            f"got {type(given).__name__}")
         if hasattr(net, self.name):
             target = getattr(net, self.name)
             if is_shared(target) or isinstance(target, (int, float, np.number)):
@@ -69,19 +248,30 @@ class AdjustVariable(Callback):
                     try:
                         check_hyperparameter(self.name, value)
                     except ValueError as exc:
-                        raise ValueError(f"{type(self).__name__}({self.name!r}, start={self.start}"
-                                         f", stop={self.stop}) in epoch {epoch}: {exc}") from None
+                        raise ValueError(f"{self!r} in epoch {epoch}: {exc}") from None
                 return
             raise ValueError(f"{type(self).__name__}({self.name!r}): net.{self.name} is "
                              f"{target!r}, not a number or a shared variable")
         known = sorted(k for k in vars(net) if k.startswith("update_") and not k.endswith("_"))
-        close = difflib.get_close_matches(self.name, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"{type(self).__name__}({self.name!r}): the net has no hyperparameter "
-                         f"{self.name!r}; it has {', '.join(known)}.{hint}")
+                         f"{self.name!r}; it has {', '.join(known)}."
+                         f"{did_you_mean(self.name, known)}")
 
-    def apply(self, net, epoch):
-        """Write the value for ``epoch`` into the net's hyperparameter."""
+    def apply(self, net: NeuralNet, epoch: int) -> None:
+        """Write the value for ``epoch`` into the net's hyperparameter.
+
+        Parameters
+        ----------
+        net : NeuralNet
+            The net whose attribute ``name`` is set (``set_value`` on a shared variable).
+        epoch : int
+            The epoch about to train, counted from 1.
+
+        Raises
+        ------
+        ValueError
+            When the schedule gives a value that is not finite.
+        """
         value = self.value_at(epoch, net.max_epochs)
         if not math.isfinite(value):
             raise ValueError(f"{type(self).__name__}({self.name!r}) produced {value} "
@@ -93,57 +283,146 @@ class AdjustVariable(Callback):
             setattr(net, self.name, value)
 
     def on_train_begin(self, net, **kwargs):
+        """Check the schedule against the net before the first epoch."""
         self.check(net)
 
     def on_epoch_begin(self, net, **kwargs):
+        """Set the value for the epoch about to train."""
         self.apply(net, len(net.history))
 
-    def __call__(self, nn, train_history):
+    def __call__(self, nn: NeuralNet, train_history: Sequence[Mapping[str, Any]]) -> None:
         """nolearn style: after an epoch, set the value for the next one."""
         self.apply(nn, len(train_history) + 1)
 
 
 class CosineAdjustVariable(AdjustVariable):
-    """Half-cosine from ``start`` to ``stop``: slow at both ends, fast in the middle."""
+    """Half-cosine from ``start`` to ``stop``: slow at both ends, fast in the middle.
 
-    def schedule(self, progress):
-        return self.stop + (self.start - self.stop) * (1 + math.cos(math.pi * progress)) / 2
+    The same as ``AdjustVariable(name, schedule=schedules.cosine(start, stop))``, with
+    ``start`` and ``stop`` as parameters of their own (for ``set_params`` and searches).
+
+    Parameters
+    ----------
+    name : str
+        The net's attribute holding the hyperparameter.
+    start : float, default 0.03
+        The value in epoch 1.
+    stop : float, default 0.001
+        The value in the last epoch.
+    schedule : callable, optional
+        As for :class:`AdjustVariable`: when given, it replaces the cosine.
+
+    Examples
+    --------
+    >>> CosineAdjustVariable('update_learning_rate', 1.0, 0.0).simulate(3)
+    array([1. , 0.5, 0. ])
+    """
+
+    def schedule(self, progress: float) -> float:
+        """The cosine from ``start`` to ``stop`` at ``progress``.
+
+        Parameters
+        ----------
+        progress : float
+            From 0 (epoch 1) to 1 (the last epoch).
+
+        Returns
+        -------
+        float
+            The value for that epoch.
+        """
+        return cosine(self.start, self.stop)(progress)
 
 
 class ExponentialAdjustVariable(AdjustVariable):
-    """Geometric interpolation: the same factor every epoch (needs start and stop > 0)."""
+    """Geometric interpolation: the same factor every epoch (needs start and stop > 0).
 
-    def schedule(self, progress):
+    The same as ``AdjustVariable(name, schedule=schedules.exponential(start, stop))``, with
+    ``start`` and ``stop`` as parameters of their own (for ``set_params`` and searches).
+
+    Parameters
+    ----------
+    name : str
+        The net's attribute holding the hyperparameter.
+    start : float, default 0.03
+        The value in epoch 1; must be > 0.
+    stop : float, default 0.001
+        The value in the last epoch; must be > 0.
+    schedule : callable, optional
+        As for :class:`AdjustVariable`: when given, it replaces the exponential.
+
+    Examples
+    --------
+    >>> ExponentialAdjustVariable('update_learning_rate', 1.0, 0.01).simulate(3)
+    array([1.  , 0.1 , 0.01])
+    """
+
+    def schedule(self, progress: float) -> float:
+        """The geometric interpolation from ``start`` to ``stop`` at ``progress``.
+
+        Parameters
+        ----------
+        progress : float
+            From 0 (epoch 1) to 1 (the last epoch).
+
+        Returns
+        -------
+        float
+            The value for that epoch.
+
+        Raises
+        ------
+        ValueError
+            When ``start`` or ``stop`` is not > 0.
+        """
         if self.start <= 0 or self.stop <= 0:
             raise ValueError("ExponentialAdjustVariable needs start > 0 and stop > 0")
-        return self.start * (self.stop / self.start) ** progress
+        return exponential(self.start, self.stop)(progress)
 
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; keep the best weights.
 
     The best weights are restored when it fires and also when training ends by
-    ``max_epochs`` (the old recipe's version only did the former).
+    ``max_epochs`` (the old recipe's version only did the former). Works as a skorch
+    callback and in ``on_epoch_finished``.
+
+    Parameters
+    ----------
+    patience : int, default 100
+        Epochs without a new best value before training stops.
+    monitor : str, default 'valid_loss'
+        The history key to watch; lower is better.
+    verbose : bool, default True
+        Print a line naming the best epoch when it stops training.
+
+    Examples
+    --------
+    >>> import facekeypoints as fk
+    >>> net = fk.presets.net4(on_epoch_finished=[fk.EarlyStopping(patience=100)])
     """
 
-    def __init__(self, patience=100, monitor="valid_loss", verbose=True):
+    def __init__(self, patience: int = 100, monitor: str = "valid_loss", verbose: bool = True):
         self.patience = patience
         self.monitor = monitor
         self.verbose = verbose
 
     def initialize(self):
+        """Forget the best value and weights seen so far."""
         self.best_loss_ = math.inf
         self.best_epoch_ = 0
         self.best_weights_ = None
         return self
 
     def on_train_begin(self, net, **kwargs):
+        """Check ``patience`` and start tracking, unless resuming."""
         if int(self.patience) < 1:
             raise ValueError(f"EarlyStopping patience must be >= 1, got {self.patience}")
         if not hasattr(self, "best_loss_"):
             self.initialize()
 
-    def __call__(self, nn, train_history):
+    def __call__(self, nn: NeuralNet, train_history: Sequence[Mapping[str, Any]]) -> None:
+        """nolearn style: after an epoch, note a new best or stop with ``StopIteration``."""
         entry = train_history[-1]
         if self.monitor not in entry:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which the history does not "
@@ -161,22 +440,43 @@ class EarlyStopping(Callback):
             raise StopIteration()
 
     def on_epoch_end(self, net, **kwargs):
+        """Note a new best value, or stop training when patience has run out."""
         self(net, net.history)
 
-    def restore(self, net):
-        """Load the best weights seen so far into the net."""
+    def restore(self, net: NeuralNet) -> None:
+        """Load the best weights seen so far into the net.
+
+        Parameters
+        ----------
+        net : NeuralNet
+            The net whose module gets the weights; unchanged when none were seen yet.
+        """
         if self.best_weights_ is not None:
             net.module_.load_state_dict(self.best_weights_)
 
     def on_train_end(self, net, **kwargs):
+        """Restore the best weights, also when training ran to ``max_epochs``."""
         self.restore(net)
 
-    def state_dict(self):
-        """What a checkpoint keeps, so a resumed run stops where the original would."""
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so a resumed run stops where the original would.
+
+        Returns
+        -------
+        dict
+            ``best_loss``, ``best_epoch`` and ``best_weights`` (a state dict, maybe empty).
+        """
         return {"best_loss": float(self.best_loss_), "best_epoch": int(self.best_epoch_),
                 "best_weights": dict(self.best_weights_ or {})}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take up tracking from what :meth:`state_dict` returned.
+
+        Parameters
+        ----------
+        state : dict
+            ``best_loss``, ``best_epoch`` and ``best_weights``, as :meth:`state_dict` gives.
+        """
         self.best_loss_ = float(state["best_loss"])
         self.best_epoch_ = int(state["best_epoch"])
         self.best_weights_ = dict(state["best_weights"]) or None
@@ -186,15 +486,30 @@ class NolearnHandlers(Callback):
     """Run nolearn-style ``on_epoch_finished`` / ``on_training_finished`` callables.
 
     Handlers that are skorch callbacks also get their ``on_train_begin``/``on_epoch_begin``
-    hooks, so a built-in AdjustVariable uses ``start`` in epoch 1 from either list.
+    hooks, so a built-in AdjustVariable uses ``start`` in epoch 1 from either list. The net
+    adds one of these itself; there is rarely a reason to build one by hand.
+
+    Parameters
+    ----------
+    on_epoch_finished : sequence of callable, default ()
+        Called as ``f(net, history)`` after every epoch.
+    on_training_finished : sequence of callable, default ()
+        Called as ``f(net, history)`` once training ends.
     """
 
-    def __init__(self, on_epoch_finished=(), on_training_finished=()):
+    def __init__(self, on_epoch_finished: Sequence[Callable] = (),
+                 on_training_finished: Sequence[Callable] = ()):
         self.on_epoch_finished = on_epoch_finished
         self.on_training_finished = on_training_finished
 
-    def callback_objects(self):
-        """The handlers that are skorch callbacks, each once, in order."""
+    def callback_objects(self) -> list[Callback]:
+        """The handlers that are skorch callbacks, each once, in order.
+
+        Returns
+        -------
+        list of skorch.callbacks.Callback
+            From ``on_epoch_finished`` then ``on_training_finished``, without repeats.
+        """
         seen = []
         for h in list(self.on_epoch_finished or ()) + list(self.on_training_finished or ()):
             if isinstance(h, Callback) and all(h is not s for s in seen):
@@ -202,24 +517,29 @@ class NolearnHandlers(Callback):
         return seen
 
     def initialize(self):
+        """Initialize the handlers that are skorch callbacks."""
         for cb in self.callback_objects():
             cb.initialize()
         return self
 
     def on_train_begin(self, net, **kwargs):
+        """Pass ``on_train_begin`` on to the handlers that are skorch callbacks."""
         for cb in self.callback_objects():
             cb.on_train_begin(net, **kwargs)
 
     def on_epoch_begin(self, net, **kwargs):
+        """Pass ``on_epoch_begin`` on to the epoch handlers that are skorch callbacks."""
         for cb in self.on_epoch_finished or ():
             if isinstance(cb, Callback):
                 cb.on_epoch_begin(net, **kwargs)
 
     def on_epoch_end(self, net, **kwargs):
+        """Call every ``on_epoch_finished`` handler as ``f(net, history)``."""
         for handler in self.on_epoch_finished or ():
             handler(net, net.history)
 
     def on_train_end(self, net, **kwargs):
+        """End the callbacks, then call every ``on_training_finished`` handler."""
         for cb in self.callback_objects():
             if cb not in (self.on_training_finished or ()):
                 cb.on_train_end(net, **kwargs)
@@ -231,6 +551,7 @@ class EpochSummary(Callback):
     """Store the epoch's losses as Python floats and ``train_val`` = train / valid loss."""
 
     def on_epoch_end(self, net, **kwargs):
+        """Record the losses as floats and their ratio in the last history row."""
         entry = net.history[-1]
         for key in ("train_loss", "valid_loss"):
             if key in entry:
@@ -244,13 +565,27 @@ class EpochTable(PrintLog):
 
     Best values are coloured on a terminal and starred elsewhere. With ``verbose`` the
     layer summary and parameter count come first.
+
+    Parameters
+    ----------
+    keys_ignored : sequence of str, default ('train_batch_count', 'valid_batch_count')
+        History keys left out of the table.
+    sink : callable, default print
+        Where each line goes.
+    tablefmt : str, default 'simple'
+        The ``tabulate`` table format.
+    floatfmt : str, default '.6f'
+        The format of the losses.
+    stralign : str, default 'right'
+        The alignment of the columns.
     """
 
     ORDER = ("epoch", "train_loss", "valid_loss", "train_val", "dur",
              "learning_rate", "momentum")
 
-    def __init__(self, keys_ignored=("train_batch_count", "valid_batch_count"), sink=print,
-                 tablefmt="simple", floatfmt=".6f", stralign="right"):
+    def __init__(self, keys_ignored: Sequence[str] = ("train_batch_count", "valid_batch_count"),
+                 sink: Callable[[str], Any] = print, tablefmt: str = "simple",
+                 floatfmt: str = ".6f", stralign: str = "right"):
         super().__init__(keys_ignored=list(keys_ignored), sink=sink, tablefmt=tablefmt,
                          floatfmt=floatfmt, stralign=stralign)
 
@@ -259,6 +594,7 @@ class EpochTable(PrintLog):
         return [k for k in self.ORDER if k in keys and k not in self.keys_ignored_] + rest
 
     def format_row(self, row, key, color):
+        """Format one cell: epoch as is, duration in seconds, best values marked."""
         if key == "epoch":
             return str(row[key])
         if key == "dur":
@@ -270,5 +606,6 @@ class EpochTable(PrintLog):
         return text
 
     def on_train_begin(self, net, **kwargs):
+        """Print the layer summary first when the net is verbose and starts afresh."""
         if net.verbose and not len(net.history):
             self.sink(net.layer_summary())

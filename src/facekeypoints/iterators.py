@@ -1,31 +1,67 @@
 """Batch iterators over tensors that already live on the training device.
 
-``BatchIterator(batch_size)`` cuts consecutive slices (no copies, no per-sample Python);
-``transform(Xb, yb)`` is the hook for augmentation. ``FlipBatchIterator`` mirrors a random
-half of every training batch: images reversed along the width, x coordinates negated and
-left/right keypoint columns swapped, all vectorised on fresh tensors.
+``BatchIterator(batch_size)`` cuts consecutive slices (no copies, no per-sample Python), or
+gathers the rows of a fresh random permutation when ``shuffle=True``; ``transform(Xb, yb)``
+is the hook for augmentation. ``FlipBatchIterator`` mirrors a random half of every training
+batch: images reversed along the width, x coordinates negated and left/right keypoint
+columns swapped, all vectorised on fresh tensors.
 
 Subclasses written for the old numpy-based nolearn (``transform`` doing numpy fancy
 indexing) still work: unless the class that defines ``transform`` sets
-``tensor_transform = True``, its ``transform`` receives numpy copies and its result is moved
-back to the device (slower; write tensor code and set the flag for speed).
+``tensor_transform = True`` in its own body (facekeypoints' own classes count as having
+set it), its ``transform`` receives numpy copies and its result is moved back to the
+device (slower; write tensor code and set the flag for speed).
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from .data import FLIP_INDICES
 
+__all__ = ["BatchIterator", "FlipBatchIterator", "flip_permutation"]
+
 
 class BatchIterator:
-    """Yield ``(Xb, yb)`` batches of ``batch_size`` rows, in order unless ``shuffle``."""
+    """Yield ``(Xb, yb)`` batches of ``batch_size`` rows, in order unless ``shuffle``.
+
+    Calling the iterator with data, ``it(X, y)``, returns a bound copy; iterating over that
+    copy yields the batches (the last one may be shorter) and ``len`` gives their number.
+    Subclasses override :meth:`transform` to augment each batch.
+
+    Parameters
+    ----------
+    batch_size : int, default 128
+        Rows per batch.
+    shuffle : bool, default False
+        Visit the rows in a new random order on every pass instead of in order.
+    random_state : int, optional
+        Seed for shuffling and augmentation (see :meth:`rng`); None draws one from torch's
+        global generator. ``NeuralNet`` passes its own generator, seeded from this value
+        when set (else from the net's ``random_state``).
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` is less than 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from facekeypoints.iterators import BatchIterator
+    >>> X, y = torch.zeros(5, 4), torch.zeros(5, 2)
+    >>> batches = BatchIterator(batch_size=2)(X, y)
+    >>> len(batches), [tuple(Xb.shape) for Xb, yb in batches]
+    (3, [(2, 4), (2, 4), (1, 4)])
+    """
 
     tensor_transform = True
 
-    def __init__(self, batch_size=128, shuffle=False, random_state=None):
+    def __init__(self, batch_size: int = 128, shuffle: bool = False,
+                 random_state: int | None = None) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
@@ -33,15 +69,25 @@ class BatchIterator:
         self.random_state = random_state
 
     # -- binding ---------------------------------------------------------------------------
-    def __call__(self, X, y=None, generator=None):
+    def __call__(self, X: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None,
+                 generator: torch.Generator | None = None) -> BatchIterator:
         """Return a copy of this iterator bound to the data (nolearn's calling convention)."""
         bound = copy.copy(self)
         bound.X, bound.y = X, y
         bound.generator = generator
         return bound
 
-    def rng(self):
-        """The random generator of this bound iterator (made on first use, on the data's device)."""
+    def rng(self) -> torch.Generator:
+        """Return the random generator of this bound iterator.
+
+        The generator passed when binding is used if there was one; otherwise one is made on
+        first use, on the device of ``X``, seeded with ``random_state``.
+
+        Returns
+        -------
+        torch.Generator
+            The generator for shuffling and augmentation.
+        """
         if self.generator is None:
             device = self.X.device if isinstance(self.X, torch.Tensor) else "cpu"
             seed = self.random_state
@@ -54,7 +100,7 @@ class BatchIterator:
     def __len__(self):
         return (len(self.X) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         X, y, bs = self.X, self.y, int(self.batch_size)
         n = len(X)
         order = None
@@ -90,14 +136,30 @@ class BatchIterator:
         owner = next(c for c in type(self).__mro__ if "transform" in vars(c))
         return vars(owner).get("tensor_transform", owner.__module__.startswith("facekeypoints."))
 
-    def transform(self, Xb, yb):
-        """Override to augment a batch; return the (new) ``(Xb, yb)``."""
+    def transform(self, Xb: torch.Tensor, yb: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the batch unchanged; override to augment it.
+
+        Parameters
+        ----------
+        Xb : torch.Tensor
+            The batch's inputs (numpy arrays for old-style subclasses, see the module notes).
+        yb : torch.Tensor or None
+            The batch's targets; None when predicting.
+
+        Returns
+        -------
+        Xb : torch.Tensor
+            The (new) inputs; do not change the caller's data in place.
+        yb : torch.Tensor or None
+            The (new) targets.
+        """
         return Xb, yb
 
     def __repr__(self):
         return f"{type(self).__name__}(batch_size={self.batch_size})"
 
-    # Bound data never travels with get_params/clone/pickle of an unfitted iterator.
+    # Bound data and the generator never travel with a pickle or deep copy (sklearn's clone).
     def __getstate__(self):
         state = self.__dict__.copy()
         for key in ("X", "y", "generator"):
@@ -105,8 +167,32 @@ class BatchIterator:
         return state
 
 
-def flip_permutation(n_columns, flip_indices):
-    """Column order that swaps every (left, right) pair."""
+def flip_permutation(n_columns: int, flip_indices: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Return the column order that swaps every (left, right) pair.
+
+    Parameters
+    ----------
+    n_columns : int
+        Number of target columns.
+    flip_indices : sequence of (int, int)
+        Pairs of column indices to swap.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``perm`` such that ``y[:, perm]`` has every pair swapped.
+
+    Raises
+    ------
+    ValueError
+        If a pair names a column outside ``range(n_columns)``.
+
+    Examples
+    --------
+    >>> from facekeypoints.iterators import flip_permutation
+    >>> flip_permutation(6, [(0, 2), (1, 3)]).tolist()
+    [2, 3, 0, 1, 4, 5]
+    """
     perm = np.arange(n_columns)
     for a, b in flip_indices:
         if not (0 <= a < n_columns and 0 <= b < n_columns):
@@ -120,14 +206,59 @@ class FlipBatchIterator(BatchIterator):
 
     Images are reversed along the width; every x target (even column) is negated and the
     ``flip_indices`` pairs are swapped. Works on copies: the caller's data never changes.
+    An odd-sized batch has one row fewer mirrored than kept.
+
+    Parameters
+    ----------
+    batch_size : int, default 128
+        Rows per batch.
+    flip_indices : sequence of (int, int), default FLIP_INDICES
+        Pairs of target columns that trade places when a face is mirrored (left eye and
+        right eye, ...); the default fits the 30 Kaggle keypoint columns.
+    shuffle : bool, default False
+        Visit the rows in a new random order on every pass.
+    random_state : int, optional
+        Seed for shuffling and for choosing the rows to mirror.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from facekeypoints.iterators import FlipBatchIterator
+    >>> X = torch.arange(16.).reshape(4, 1, 2, 2)
+    >>> y = torch.tensor([[-0.5, 0.1, 0.5, 0.2]]).repeat(4, 1)
+    >>> it = FlipBatchIterator(batch_size=4, flip_indices=[(0, 2), (1, 3)], random_state=0)
+    >>> Xb, yb = next(iter(it(X, y)))
+    >>> flipped = (yb != y).any(dim=1)
+    >>> int(flipped.sum()), torch.equal(Xb[flipped], X[flipped].flip(-1))
+    (2, True)
+    >>> [round(v, 2) for v in yb[flipped][0].tolist()]
+    [-0.5, 0.2, 0.5, 0.1]
     """
 
-    def __init__(self, batch_size=128, flip_indices=FLIP_INDICES, shuffle=False,
-                 random_state=None):
+    def __init__(self, batch_size: int = 128,
+                 flip_indices: Sequence[tuple[int, int]] = FLIP_INDICES,
+                 shuffle: bool = False, random_state: int | None = None) -> None:
         super().__init__(batch_size, shuffle=shuffle, random_state=random_state)
         self.flip_indices = flip_indices
 
-    def transform(self, Xb, yb):
+    def transform(self, Xb: torch.Tensor, yb: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mirror a random half of the batch and adjust its targets to match.
+
+        Parameters
+        ----------
+        Xb : torch.Tensor
+            Images, ``(n, channels, height, width)`` or flat square rows ``(n, side * side)``.
+        yb : torch.Tensor or None
+            Keypoint targets ``(n, k)``, x and y alternating; None when predicting.
+
+        Returns
+        -------
+        Xb : torch.Tensor
+            A new tensor with the chosen rows mirrored.
+        yb : torch.Tensor or None
+            A new tensor with the chosen rows' x negated and pairs swapped.
+        """
         n = Xb.shape[0]
         gen = self.rng()
         chosen = torch.randperm(n, generator=gen, device=gen.device)[: n // 2]

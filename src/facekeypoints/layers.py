@@ -4,13 +4,33 @@
 ``conv1_num_filters=32`` describe a stack; :func:`build_stack` turns it into a
 :class:`LayerStack` with Lasagne's defaults (ReLU, Glorot-uniform weights, zero biases,
 valid convolutions, pooling stride = pool size, inverted dropout).
+
+Examples
+--------
+>>> from facekeypoints.layers import (Conv2DLayer, DenseLayer, InputLayer, MaxPool2DLayer,
+...                                   build_stack, split_layer_params)
+>>> layers = [("input", InputLayer), ("conv1", Conv2DLayer), ("pool1", MaxPool2DLayer),
+...           ("output", DenseLayer)]
+>>> grouped, rest = split_layer_params(layers, dict(
+...     input_shape=(None, 1, 8, 8), conv1_num_filters=4, conv1_filter_size=(3, 3),
+...     pool1_pool_size=(2, 2), output_num_units=2, output_nonlinearity=None))
+>>> build_stack(layers, grouped).shapes
+{'input': (1, 8, 8), 'conv1': (4, 6, 6), 'pool1': (4, 3, 3), 'output': (2,)}
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+__all__ = [
+    "Conv2DLayer", "DenseLayer", "DropoutLayer", "InputLayer", "LAYER_TYPES", "LayerSpec",
+    "LayerStack", "MaxPool2DLayer", "NONLINEARITIES", "build_stack", "glorot_init",
+    "layer_class", "nonlinearity_name", "split_layer_params",
+]
 
 NONLINEARITIES = {
     "relu": nn.ReLU, "rectify": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
@@ -22,8 +42,35 @@ _CALLABLE_NAMES = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmo
                    nn.functional.softmax: "softmax"}
 
 
-def nonlinearity_name(value):
-    """Normalise ``None``, a name or a known torch function to a name ('linear' for None)."""
+def nonlinearity_name(
+        value: str | Callable[..., torch.Tensor] | type[nn.Module] | None,
+) -> str | type[nn.Module]:
+    """Normalise a layer's ``nonlinearity`` to a key of ``NONLINEARITIES`` or a module class.
+
+    Parameters
+    ----------
+    value : str, callable, type of torch.nn.Module or None
+        A name from ``NONLINEARITIES`` (any case), one of torch's relu, tanh, sigmoid or
+        softmax functions, a ``torch.nn`` activation class, or None (identity).
+
+    Returns
+    -------
+    str or type of torch.nn.Module
+        The lower-case name (``'linear'`` for None), or ``value`` itself when it is a
+        ``torch.nn.Module`` subclass.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is none of the above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from facekeypoints.layers import nonlinearity_name
+    >>> nonlinearity_name(None), nonlinearity_name("ReLU"), nonlinearity_name(torch.tanh)
+    ('linear', 'relu', 'tanh')
+    """
     if value is None:
         return "linear"
     if isinstance(value, str):
@@ -50,12 +97,35 @@ def _pair(value):
 
 
 class LayerSpec:
-    """Base of the layer markers. ``build(in_shape)`` -> (module or None, out_shape)."""
+    """Base of the layer markers used in ``layers=[(name, LayerClass), ...]``.
 
-    params: dict = {}
-    required: tuple = ()
+    A subclass lists its keywords and their defaults in ``params`` and the ones that must be
+    given in ``required``. Every subclass but :class:`InputLayer` also defines a static
+    ``build(kw, in_shape)``: given all its keywords and the per-sample input shape, it returns
+    ``(module, out_shape)``. :func:`build_stack` reads the shape from the InputLayer itself.
 
-    def __init__(self, **params):
+    Parameters
+    ----------
+    **params
+        Keyword values for this layer; a layer list may hold such an instance in place of
+        the class. ``<layer>_<param>`` keywords given to the net take precedence.
+
+    Raises
+    ------
+    TypeError
+        If a keyword is not one of the class's ``params``.
+
+    Examples
+    --------
+    >>> from facekeypoints.layers import DenseLayer
+    >>> DenseLayer(num_units=30, nonlinearity=None).kwargs
+    {'num_units': 30, 'nonlinearity': None}
+    """
+
+    params: ClassVar[dict[str, Any]] = {}
+    required: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.params)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unknown parameter(s) {sorted(unknown)}; "
@@ -63,8 +133,21 @@ class LayerSpec:
         self.kwargs = {**self.params, **params}
 
     @classmethod
-    def check(cls, layer_name, kwargs):
-        """Raise a clear error for a missing or unknown ``<layer>_<param>`` keyword."""
+    def check(cls, layer_name: str, kwargs: Mapping[str, Any]) -> None:
+        """Raise a clear error for a missing or unknown ``<layer>_<param>`` keyword.
+
+        Parameters
+        ----------
+        layer_name : str
+            The layer's name in the layer list (used in the message).
+        kwargs : mapping of str to object
+            The keywords given for this layer, without the ``<layer>_`` prefix.
+
+        Raises
+        ------
+        ValueError
+            If a keyword is unknown or a required one is missing or None.
+        """
         unknown = set(kwargs) - set(cls.params)
         if unknown:
             raise ValueError(
@@ -78,18 +161,60 @@ class LayerSpec:
 
 
 class InputLayer(LayerSpec):
-    """Declares the input shape, e.g. ``input_shape=(None, 1, 96, 96)``."""
+    """Declare the input shape, e.g. ``input_shape=(None, 1, 96, 96)``.
+
+    The first entry (the batch size) is ignored; the net reshapes each batch to the rest, so
+    flat ``(n, 9216)`` rows can feed a ``(None, 1, 96, 96)`` input.
+
+    Parameters
+    ----------
+    **params
+        ``shape`` : sequence of int or None. Required by the time the stack is built.
+    """
+
     params = {"shape": None}
 
 
 class Conv2DLayer(LayerSpec):
-    """2-D convolution; valid padding and stride 1 unless told otherwise."""
+    """2-D convolution followed by its nonlinearity; valid padding and stride 1 by default.
+
+    Parameters
+    ----------
+    **params
+        ``num_filters`` : int, required. ``filter_size`` : int or (int, int), required.
+        ``stride`` : int or (int, int), default 1. ``pad`` : int, (int, int), ``'valid'``
+        (same as 0) or ``'same'`` (half the filter size, rounded down), default 0.
+        ``nonlinearity`` : see :func:`nonlinearity_name`, default ``'relu'``.
+    """
+
     params = {"num_filters": None, "filter_size": None, "stride": 1, "pad": 0,
               "nonlinearity": "relu"}
     required = ("num_filters", "filter_size")
 
     @staticmethod
-    def build(kw, in_shape):
+    def build(kw: Mapping[str, Any],
+              in_shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """Build the convolution for a ``(channels, height, width)`` input.
+
+        Parameters
+        ----------
+        kw : mapping of str to object
+            All of the layer's keywords, defaults filled in.
+        in_shape : tuple of int
+            The per-sample input shape, ``(channels, height, width)``.
+
+        Returns
+        -------
+        module : torch.nn.Sequential
+            ``Conv2d`` then the activation.
+        out_shape : tuple of int
+            ``(num_filters, out_height, out_width)``.
+
+        Raises
+        ------
+        ValueError
+            If ``in_shape`` is not 3-D or the filter does not fit.
+        """
         if len(in_shape) != 3:
             raise ValueError(f"Conv2DLayer needs (channels, height, width) input, got {in_shape}")
         pad = kw["pad"]
@@ -104,12 +229,42 @@ class Conv2DLayer(LayerSpec):
 
 
 class MaxPool2DLayer(LayerSpec):
-    """Max pooling; the stride defaults to the pool size, partial windows ignored."""
+    """Max pooling; the stride defaults to the pool size, partial windows ignored.
+
+    Parameters
+    ----------
+    **params
+        ``pool_size`` : int or (int, int), required. ``stride`` : int or (int, int),
+        default None (the pool size).
+    """
+
     params = {"pool_size": None, "stride": None}
     required = ("pool_size",)
 
     @staticmethod
-    def build(kw, in_shape):
+    def build(kw: Mapping[str, Any],
+              in_shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """Build the pooling for a ``(channels, height, width)`` input.
+
+        Parameters
+        ----------
+        kw : mapping of str to object
+            All of the layer's keywords, defaults filled in.
+        in_shape : tuple of int
+            The per-sample input shape, ``(channels, height, width)``.
+
+        Returns
+        -------
+        module : torch.nn.MaxPool2d
+            The pooling module.
+        out_shape : tuple of int
+            ``(channels, out_height, out_width)``.
+
+        Raises
+        ------
+        ValueError
+            If the pool window does not fit the input.
+        """
         size = _pair(kw["pool_size"])
         stride = _pair(kw["stride"]) if kw["stride"] is not None else size
         out = _conv_out(in_shape[1:], size, stride, (0, 0))
@@ -117,12 +272,37 @@ class MaxPool2DLayer(LayerSpec):
 
 
 class DenseLayer(LayerSpec):
-    """Fully connected layer; flattens its input first, as Lasagne does."""
+    """Fully connected layer followed by its nonlinearity; flattens a multi-dimensional input.
+
+    Parameters
+    ----------
+    **params
+        ``num_units`` : int, required. ``nonlinearity`` : see :func:`nonlinearity_name`,
+        default ``'relu'`` (give None for a regression output).
+    """
+
     params = {"num_units": None, "nonlinearity": "relu"}
     required = ("num_units",)
 
     @staticmethod
-    def build(kw, in_shape):
+    def build(kw: Mapping[str, Any],
+              in_shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """Build the linear layer for an input of any per-sample shape.
+
+        Parameters
+        ----------
+        kw : mapping of str to object
+            All of the layer's keywords, defaults filled in.
+        in_shape : tuple of int
+            The per-sample input shape; more than one dimension adds a ``Flatten`` first.
+
+        Returns
+        -------
+        module : torch.nn.Sequential
+            (``Flatten``,) ``Linear`` and the activation.
+        out_shape : tuple of int
+            ``(num_units,)``.
+        """
         n_in = math.prod(in_shape)
         modules = [nn.Flatten()] if len(in_shape) > 1 else []
         modules += [nn.Linear(n_in, kw["num_units"]), _activation(kw["nonlinearity"])]
@@ -130,11 +310,40 @@ class DenseLayer(LayerSpec):
 
 
 class DropoutLayer(LayerSpec):
-    """Inverted dropout with drop probability ``p``; off at evaluation."""
+    """Inverted dropout with drop probability ``p``; off at evaluation.
+
+    Parameters
+    ----------
+    **params
+        ``p`` : float in [0, 1), default 0.5.
+    """
+
     params = {"p": 0.5}
 
     @staticmethod
-    def build(kw, in_shape):
+    def build(kw: Mapping[str, Any],
+              in_shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """Build the dropout module; the shape passes through.
+
+        Parameters
+        ----------
+        kw : mapping of str to object
+            All of the layer's keywords, defaults filled in.
+        in_shape : tuple of int
+            The per-sample input shape.
+
+        Returns
+        -------
+        module : torch.nn.Dropout
+            The dropout module.
+        out_shape : tuple of int
+            ``in_shape``, unchanged.
+
+        Raises
+        ------
+        ValueError
+            If ``p`` is outside [0, 1).
+        """
         if not 0 <= kw["p"] < 1:
             raise ValueError(f"dropout p must be in [0, 1), got {kw['p']}")
         return nn.Dropout(kw["p"]), in_shape
@@ -152,11 +361,11 @@ def _conv_out(size, kernel, stride, pad):
 
 
 def _pool_before_activation(modules):
-    """Move a monotonic activation (ReLU) from a conv to the max-pool right after it.
+    """Move a ReLU from a conv to the max-pool that directly follows it.
 
     relu(maxpool(x)) == maxpool(relu(x)) value for value, and so are the gradients, but the
-    activation then touches a quarter of the elements: on a CPU this saves about a fifth of a
-    net2 training step. Parameter names are unchanged.
+    activation then touches only the pooled elements (a quarter of them for 2x2 pools): on a
+    CPU this saves about a fifth of a net2 training step. Parameter names are unchanged.
     """
     names = list(modules)
     for conv_name, pool_name in zip(names, names[1:]):
@@ -167,8 +376,14 @@ def _pool_before_activation(modules):
             modules[pool_name] = nn.Sequential(pool, nn.ReLU(inplace=True))
 
 
-def glorot_init(module):
-    """Lasagne's defaults: Glorot-uniform weights, zero biases."""
+def glorot_init(module: nn.Module) -> None:
+    """Apply Lasagne's defaults: Glorot-uniform weights and zero biases.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Every ``Conv2d`` and ``Linear`` inside it is re-initialised in place.
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
@@ -176,23 +391,73 @@ def glorot_init(module):
 
 
 class LayerStack(nn.Module):
-    """A torch module built from an old-recipe layer list; ``layer_names`` and shapes kept."""
+    """A torch module built from an old-recipe layer list; layer names and shapes are kept.
 
-    def __init__(self, named_modules, shapes, input_shape):
+    Usually made by :func:`build_stack`. The modules are in ``layers`` (a ``ModuleDict``
+    keyed by layer name, in order), the per-sample output shape of each layer in ``shapes``.
+
+    Parameters
+    ----------
+    named_modules : mapping of str to torch.nn.Module
+        The layers' modules in order (the input layer has none).
+    shapes : mapping of str to tuple of int
+        Each layer's per-sample output shape, the input layer's included.
+    input_shape : sequence of int
+        The per-sample input shape; every batch is reshaped to it.
+    """
+
+    def __init__(self, named_modules: Mapping[str, nn.Module],
+                 shapes: Mapping[str, tuple[int, ...]], input_shape: Sequence[int]) -> None:
         super().__init__()
         self.layers = nn.ModuleDict(named_modules)
         self.shapes = dict(shapes)
         self.input_shape = tuple(input_shape)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reshape a batch to ``(n, *input_shape)`` and run it through every layer in order.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of ``n`` samples, of any shape with ``n * prod(input_shape)`` elements.
+
+        Returns
+        -------
+        torch.Tensor
+            The last layer's output.
+        """
         x = x.reshape(x.shape[0], *self.input_shape)
         for layer in self.layers.values():
             x = layer(x)
         return x
 
 
-def split_layer_params(layers, params):
-    """Group ``<layer>_<param>`` keywords by layer name (longest layer name wins)."""
+def split_layer_params(
+        layers: Sequence[tuple[str, Any]], params: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Group ``<layer>_<param>`` keywords by layer name (the longest matching name wins).
+
+    Parameters
+    ----------
+    layers : sequence of (str, layer)
+        The layer list, ``[(name, LayerClass or instance or class name), ...]``.
+    params : mapping of str to object
+        Keywords, some of them ``<layer>_<param>``.
+
+    Returns
+    -------
+    grouped : dict of str to dict
+        For every layer name, its keywords without the prefix (possibly empty).
+    rest : dict of str to object
+        The keywords that name no layer.
+
+    Examples
+    --------
+    >>> from facekeypoints.layers import DenseLayer, InputLayer, split_layer_params
+    >>> layers = [("input", InputLayer), ("hidden", DenseLayer), ("hidden2", DenseLayer)]
+    >>> split_layer_params(layers, {"hidden2_num_units": 3, "max_epochs": 5})
+    ({'input': {}, 'hidden': {}, 'hidden2': {'num_units': 3}}, {'max_epochs': 5})
+    """
     names = sorted((name for name, _ in layers), key=len, reverse=True)
     grouped = {name: {} for name, _ in layers}
     rest = {}
@@ -206,8 +471,31 @@ def split_layer_params(layers, params):
     return grouped, rest
 
 
-def layer_class(spec):
-    """Resolve a layer entry (a class, an instance or a class name) to its class."""
+def layer_class(spec: str | type[LayerSpec] | LayerSpec) -> type[LayerSpec]:
+    """Resolve a layer entry (a class, an instance or a class name) to its class.
+
+    Parameters
+    ----------
+    spec : str, type of LayerSpec or LayerSpec
+        A key of ``LAYER_TYPES`` (e.g. ``'DenseLayer'``), a :class:`LayerSpec` subclass, or
+        an instance of one.
+
+    Returns
+    -------
+    type of LayerSpec
+        The layer class.
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` names no known layer or is not a :class:`LayerSpec`.
+
+    Examples
+    --------
+    >>> from facekeypoints.layers import DenseLayer, layer_class
+    >>> layer_class("DenseLayer") is layer_class(DenseLayer(num_units=3)) is DenseLayer
+    True
+    """
     if isinstance(spec, str):
         if spec not in LAYER_TYPES:
             raise ValueError(f"unknown layer type {spec!r}; known: {sorted(LAYER_TYPES)}")
@@ -218,8 +506,42 @@ def layer_class(spec):
     return cls
 
 
-def build_stack(layers, layer_params):
-    """Build a :class:`LayerStack` from ``layers`` and the grouped ``<layer>_<param>`` values."""
+def build_stack(layers: Sequence[tuple[str, str | type[LayerSpec] | LayerSpec]],
+                layer_params: Mapping[str, Mapping[str, Any]]) -> LayerStack:
+    """Build a :class:`LayerStack` from ``layers`` and the grouped ``<layer>_<param>`` values.
+
+    Each layer's keywords are its class defaults, then an instance's own keywords, then
+    ``layer_params[name]``. A ReLU between a conv and the max-pool right after it is applied
+    after the pool instead (same result, less work), and weights are Glorot-initialised.
+
+    Parameters
+    ----------
+    layers : sequence of (str, layer)
+        ``[(name, LayerClass or instance or class name), ...]``; the first must be an
+        :class:`InputLayer`.
+    layer_params : mapping of str to mapping
+        Keywords per layer name without the prefix, as :func:`split_layer_params` returns.
+
+    Returns
+    -------
+    LayerStack
+        The new, initialised module.
+
+    Raises
+    ------
+    ValueError
+        If the list is empty, does not start with an input layer whose shape is given, or a
+        layer's keywords are wrong or do not fit its input.
+
+    Examples
+    --------
+    >>> from facekeypoints.layers import DenseLayer, InputLayer, build_stack
+    >>> layers = [("input", InputLayer), ("output", DenseLayer)]
+    >>> stack = build_stack(layers, {"input": {"shape": (None, 9216)},
+    ...                              "output": {"num_units": 30, "nonlinearity": None}})
+    >>> stack.shapes
+    {'input': (9216,), 'output': (30,)}
+    """
     if not layers:
         raise ValueError("layers is empty; give at least an input and an output layer")
     first_name, first = layers[0]

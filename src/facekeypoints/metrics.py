@@ -56,6 +56,11 @@ def to_pixels(keypoints, scaled: bool = True) -> np.ndarray:
     -------
     numpy.ndarray
         The coordinates in pixels (float).
+
+    Examples
+    --------
+    >>> to_pixels([-1.0, 0.0, 0.5])
+    array([ 0., 48., 72.])
     """
     kp = np.asarray(keypoints, dtype=float)
     return kp * PIXELS_PER_UNIT + PIXELS_PER_UNIT if scaled else kp
@@ -75,6 +80,11 @@ def squared_errors_px(y_true, y_pred, scaled: bool = True) -> np.ndarray:
     -------
     numpy.ndarray
         ``((y_pred - y_true) * factor) ** 2`` as float64.
+
+    Examples
+    --------
+    >>> squared_errors_px([0.0, 0.0], [0.1, -0.05])
+    array([23.04,  5.76])
     """
     factor = PIXELS_PER_UNIT if scaled else 1.0
     diff = (np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)) * factor

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from skorch import NeuralNet as _SkorchNet
 from skorch.callbacks import EpochTimer, PassthroughScoring
+from skorch.utils import to_tensor
 from tabulate import tabulate
 
 from . import _memory
@@ -25,6 +27,19 @@ from .layers import LayerStack, build_stack, split_layer_params
 from .shared import is_shared, read_value
 from .updates import (build_optimizer, check_hyperparameter, drop_unavailable_kernels,
                       hyperparameter_slots, nesterov_momentum, set_hyperparameter)
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterator, Sequence
+
+    from skorch.callbacks import Callback
+    from skorch.history import History
+
+    from .layers import LayerSpec
+    from .shared import SharedVariable
+
+# ``is_shared`` is re-exported: code written against earlier versions imported it from here.
+__all__ = ["DeviceData", "DivergenceError", "NeuralNet", "is_shared"]
 
 # skorch knobs this class replaces with the recipe's own; using them is a mistake worth naming.
 _REPLACED = {
@@ -36,43 +51,238 @@ _REPLACED = {
 
 
 class DivergenceError(FloatingPointError):
-    """The loss became NaN or infinite; the weights are those from before the bad step."""
+    """Raised when the loss becomes NaN or infinite during ``fit``.
+
+    It is raised before the optimizer applies the bad step, so the weights are those from
+    before it. The message names the epoch, the phase (training or validation) and the
+    learning rate and momentum in use. A subclass of ``FloatingPointError``.
+    """
 
 
 class DeviceData:
-    """Inputs and targets as tensors on the training device, sliced by the batch iterators."""
+    """Inputs and targets as tensors on the training device, sliced by the batch iterators.
 
-    def __init__(self, X, y=None):
+    What :meth:`NeuralNet.get_dataset` returns in place of skorch's ``Dataset``: the data
+    are moved to the device once per fit, and each batch is a slice of these tensors.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        The inputs, float32, on the net's device.
+    y : torch.Tensor, optional
+        The targets, on the same device; None for prediction.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from facekeypoints.net import DeviceData
+    >>> data = DeviceData(torch.zeros(5, 4), torch.zeros(5, 2))
+    >>> len(data), tuple(data.y.shape)
+    (5, (5, 2))
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor | None = None) -> None:
         self.X, self.y = X, y
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.X)
 
 
 class NeuralNet(_SkorchNet):
     """A scikit-learn estimator for keypoint regression, configured like nolearn's NeuralNet.
 
-    Either ``layers=[('input', InputLayer), ...]`` with ``<layer>_<param>`` keywords, or
-    ``module=`` any ``torch.nn.Module`` class or instance. ``update_learning_rate`` and
-    ``update_momentum`` (and any other ``update_<name>``) may be floats or shared variables;
-    the value used in an epoch is the one set before it starts.
+    skorch's ``NeuralNet`` runs the training loop; this subclass speaks the old recipe's
+    vocabulary. The network is either a ``layers=[('input', InputLayer), ...]`` list whose
+    layers are configured by ``<layer>_<param>`` keywords, or ``module=`` any
+    ``torch.nn.Module`` class or instance, as in skorch. ``update_learning_rate`` and
+    ``update_momentum`` (and any other ``update_<name>`` the update rule takes) may be floats
+    or shared variables (anything with ``get_value``/``set_value``, such as
+    :func:`facekeypoints.shared`): they are read into the optimizer at the start of every
+    epoch, so a callback that calls ``set_value`` after epoch k changes epoch k+1.
+
+    In addition to the parameters listed below, keywords with these shapes go through
+    ``**kwargs``:
+
+    - ``<layer>_<param>``, for a layer named in ``layers``: that layer's parameter, e.g.
+      ``conv1_num_filters=32``, ``conv1_filter_size=(3, 3)``, ``pool1_pool_size=(2, 2)``,
+      ``hidden4_num_units=500``, ``dropout1_p=0.1``, ``output_nonlinearity=None``, and
+      ``input_shape=(None, 1, 96, 96)`` for the input layer. An unknown one is named in the
+      error ``initialize`` raises.
+    - ``update_<name>``: a hyperparameter of ``update`` other than the learning rate and
+      momentum, e.g. ``update_beta2=0.999`` for :func:`facekeypoints.updates.adam`; a float
+      or a shared variable, read each epoch like ``update_learning_rate``.
+    - skorch's own keywords: ``predict_nonlinearity``, ``compile``, ``use_caching``,
+      ``torch_load_kwargs``, and double-underscore routing such as ``module__<arg>`` (the
+      ``module=`` class's constructor arguments), ``criterion__<arg>`` and
+      ``callbacks__<name>__<param>``.
+
+    skorch's ``lr``, ``optimizer``, ``batch_size``, ``iterator_train``, ``iterator_valid``,
+    ``train_split`` and ``dataset`` are replaced by the recipe's names and raise a TypeError
+    naming the replacement.
+
+    Parameters
+    ----------
+    layers : list of (str, layer) tuples, optional
+        The network as ``(name, layer)`` pairs, e.g. ``[('input', InputLayer),
+        ('conv1', Conv2DLayer), ('pool1', MaxPool2DLayer), ('hidden4', DenseLayer),
+        ('output', DenseLayer)]``. A layer is a class from :mod:`facekeypoints.layers`, an
+        instance of one (with its parameters), or its name. Give either ``layers`` or
+        ``module``, not both.
+    module : torch.nn.Module class or instance, optional
+        The network, as in skorch; a class is instantiated with the ``module__<arg>``
+        keywords.
+    criterion : torch.nn.Module class or instance, optional
+        The loss. None means ``torch.nn.MSELoss`` for regression and
+        ``torch.nn.CrossEntropyLoss`` otherwise.
+    update : callable or type of torch.optim.Optimizer, default nesterov_momentum
+        The update rule: one of :mod:`facekeypoints.updates` (``nesterov_momentum``,
+        ``momentum``, ``sgd``, ``adam``), a function ``rule(params, learning_rate=..., **hyper)``
+        returning a torch optimizer, or a torch optimizer class (``learning_rate`` is passed
+        as its ``lr``).
+    update_learning_rate : float or shared variable, default 0.01
+        The learning rate; a shared variable lets a callback change it between epochs.
+    update_momentum : float or shared variable, optional
+        The momentum, for rules that take one; None leaves the rule's default (0.9 for
+        ``nesterov_momentum``). Ignored by rules without momentum, such as ``sgd``.
+    max_epochs : int, default 100
+        The number of epochs ``fit`` trains for.
+    batch_iterator_train : BatchIterator, optional
+        Cuts the training data into batches (and augments them, e.g.
+        :class:`facekeypoints.FlipBatchIterator`). None means ``BatchIterator(128)``. Its
+        shuffling and flips draw from a generator seeded from its ``random_state`` or else the
+        net's.
+    batch_iterator_test : BatchIterator, optional
+        Cuts validation and prediction data into batches. None means ``BatchIterator(128)``.
+    eval_size : float, default 0.2
+        The fraction held out for validation, as nolearn: the first of
+        ``round(1 / eval_size)`` unshuffled folds (see :meth:`validation_size`). 0 or None
+        trains on all rows and records no ``valid_loss``.
+    regression : bool, default True
+        True for regression (float targets, MSE loss). False for classification: integer
+        class targets, cross-entropy loss, and :meth:`predict` returns class indices.
+    on_epoch_finished : list of callable, optional
+        nolearn-style handlers ``f(nn, train_history)`` called after every epoch, after the
+        epoch's table row is printed; ``train_history`` is the list of per-epoch dicts.
+        Raising ``StopIteration`` ends training cleanly. skorch callbacks (such as
+        :class:`facekeypoints.AdjustVariable`) also get their other hooks.
+    on_training_finished : list of callable, optional
+        Handlers ``f(nn, train_history)`` called once when training ends.
+    callbacks : list of skorch callbacks or (name, callback) tuples, optional
+        Extra skorch callbacks, run after the default ones (timer, losses, epoch table) and
+        before the ``on_epoch_finished`` handlers.
+    verbose : int, default 0
+        1 or more prints the layer summary, then one table row per epoch: epoch, train loss,
+        valid loss, train/val ratio, duration, and the learning rate and momentum when they
+        are scheduled. 0 prints nothing.
+    device : str or torch.device, default 'auto'
+        Where the net trains and predicts: ``'auto'`` is CUDA when available, else the CPU.
+        The resolved device is ``device_``; ``device`` itself stays as given.
+    random_state : int, optional
+        Seeds weight initialisation, dropout, and batch shuffling and flips, without
+        touching torch's global generator; the same seed on the same machine gives the same
+        run. None draws from torch's global generator.
+    warm_start : bool, default False
+        If True, ``fit`` continues from the current weights instead of re-initializing.
+    **kwargs
+        ``<layer>_<param>`` and ``update_<name>`` keywords, and skorch's remaining keywords,
+        as described above.
+
+    Attributes
+    ----------
+    device_ : str
+        The device the net was initialized on: ``device`` with ``'auto'`` resolved (see
+        :meth:`resolve_device`).
+    module_ : torch.nn.Module
+        The initialized network; a ``LayerStack`` for ``layers=`` nets.
+    optimizer_ : torch.optim.Optimizer
+        The optimizer built by ``update``.
+    criterion_ : torch.nn.Module
+        The initialized loss.
+    history_ : skorch.history.History
+        One dict per finished epoch: ``epoch`` (1-based), ``train_loss``, ``valid_loss``,
+        ``train_val``, ``dur``, ``learning_rate``, ``momentum`` and per-batch entries.
+        Also reachable as ``train_history_`` (nolearn's name).
+    rng_states_ : dict or None
+        The random generator states at the end of the last epoch (torch, CUDA and the batch
+        generator), saved in checkpoints so that a resumed run draws the same numbers; None
+        before the first epoch.
+    columns_ : list of str or None
+        The keypoint column names the net predicts, where known: set by
+        :func:`facekeypoints.load_model` and the specialists, and recorded in model files.
+
+    See Also
+    --------
+    facekeypoints.presets : The recipe's configured nets, ``net1`` to ``net7``.
+    facekeypoints.load_model : Rebuild a net saved with ``save_model``.
+
+    Examples
+    --------
+    A tiny convolutional net with the recipe's keywords, whose learning rate falls linearly
+    from 0.01 to 0.001:
+
+    >>> import numpy as np
+    >>> import facekeypoints as fk
+    >>> from facekeypoints.layers import Conv2DLayer, DenseLayer, InputLayer
+    >>> net = fk.NeuralNet(
+    ...     layers=[('input', InputLayer), ('conv1', Conv2DLayer), ('hidden', DenseLayer),
+    ...             ('output', DenseLayer)],
+    ...     input_shape=(None, 1, 8, 8), conv1_num_filters=2, conv1_filter_size=(3, 3),
+    ...     hidden_num_units=8, output_num_units=2, output_nonlinearity=None,
+    ...     update_learning_rate=fk.shared(0.01), update_momentum=0.9,
+    ...     on_epoch_finished=[fk.AdjustVariable('update_learning_rate', start=0.01,
+    ...                                          stop=0.001)],
+    ...     max_epochs=3, random_state=0)
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((20, 1, 8, 8), dtype=np.float32)
+    >>> y = rng.uniform(-1, 1, (20, 2)).astype(np.float32)
+    >>> net.fit(X, y).predict(X).shape
+    (20, 2)
+    >>> [row['epoch'] for row in net.train_history_]
+    [1, 2, 3]
+    >>> [round(row['learning_rate'], 4) for row in net.train_history_]
+    [0.01, 0.0055, 0.001]
     """
 
-    def __init__(self, layers=None, module=None, criterion=None, update=nesterov_momentum,
-                 update_learning_rate=0.01, update_momentum=None, max_epochs=100,
-                 batch_iterator_train=None, batch_iterator_test=None, eval_size=0.2,
-                 regression=True, on_epoch_finished=None, on_training_finished=None,
-                 callbacks=None, verbose=0, device="auto", random_state=None,
-                 warm_start=False, **kwargs):
+    def __init__(
+        self,
+        layers: Sequence[tuple[str, str | type[LayerSpec] | LayerSpec]] | None = None,
+        module: type[torch.nn.Module] | torch.nn.Module | None = None,
+        criterion: type[torch.nn.Module] | torch.nn.Module | None = None,
+        update: Callable[..., torch.optim.Optimizer] | type[torch.optim.Optimizer]
+        = nesterov_momentum,
+        update_learning_rate: float | SharedVariable | Any = 0.01,
+        update_momentum: float | SharedVariable | Any | None = None,
+        max_epochs: int = 100,
+        batch_iterator_train: BatchIterator | None = None,
+        batch_iterator_test: BatchIterator | None = None,
+        eval_size: float | None = 0.2,
+        regression: bool = True,
+        on_epoch_finished: Sequence[Callable[..., Any]] | None = None,
+        on_training_finished: Sequence[Callable[..., Any]] | None = None,
+        callbacks: Sequence[Callback | tuple[str, Callback]] | None = None,
+        verbose: int = 0,
+        device: str | torch.device = "auto",
+        random_state: int | None = None,
+        warm_start: bool = False,
+        **kwargs: Any,
+    ) -> None:
         replaced = sorted(set(kwargs) & set(_REPLACED))
         if replaced:
             raise TypeError("; ".join(f"{k}= is skorch's name, here use {_REPLACED[k]}"
                                       for k in replaced))
+        # The recipe's own keywords (update_*, <layer>_<param>) are set here; skorch validates
+        # only the rest, so that a typo still gets skorch's "unexpected argument" message.
+        names = [name for name, _ in (layers or [])]
+        own = {k: kwargs.pop(k) for k in list(kwargs)
+               if k.startswith("update_") or any(k.startswith(n + "_") for n in names)}
         super().__init__(module=module, criterion=criterion, max_epochs=max_epochs,
                          callbacks=callbacks, verbose=verbose, device=device,
                          warm_start=warm_start, **kwargs)
+        # skorch's knobs that the recipe replaces (lr, optimizer, batch_size, ...) are not
+        # parameters of this class: drop them so get_params/clone show the recipe's names only.
         for name in _REPLACED:
             vars(self).pop(name, None)
+        vars(self).update(own)
         self.layers = layers
         self.update = update
         self.update_learning_rate = update_learning_rate
@@ -86,28 +296,71 @@ class NeuralNet(_SkorchNet):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parameters
-    def _layer_names(self):
-        return [name for name, _ in (self.layers or [])]
+    def layer_params(self) -> dict[str, Any]:
+        """Return the per-layer keywords of a ``layers=`` net, as given.
 
-    def _layer_kwargs(self):
-        names = self._layer_names()
+        Returns
+        -------
+        dict
+            ``{'<layer>_<param>': value}``, e.g. ``{'conv1_num_filters': 32,
+            'input_shape': (None, 1, 96, 96)}``; empty for ``module=`` nets.
+
+        Examples
+        --------
+        >>> from facekeypoints import NeuralNet
+        >>> from facekeypoints.layers import DenseLayer, InputLayer
+        >>> net = NeuralNet(layers=[('input', InputLayer), ('output', DenseLayer)],
+        ...                 input_shape=(None, 4), output_num_units=2)
+        >>> net.layer_params()
+        {'input_shape': (None, 4), 'output_num_units': 2}
+        """
+        names = [name for name, _ in (self.layers or [])]
         return {k: v for k, v in vars(self).items()
                 if not k.endswith("_") and any(k.startswith(n + "_") for n in names)}
 
-    def _update_attrs(self):
-        """{'learning_rate': 'update_learning_rate', ...} for every update_* attribute."""
+    def hyperparameter_attributes(self) -> dict[str, str]:
+        """Map the update rule's hyperparameter names to the attributes that hold them.
+
+        Returns
+        -------
+        dict
+            ``{'learning_rate': 'update_learning_rate', 'momentum': 'update_momentum', ...}``
+            for every ``update_<name>`` attribute of the net.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from facekeypoints import NeuralNet
+        >>> net = NeuralNet(module=torch.nn.Identity, update_beta2=0.99)
+        >>> attributes = net.hyperparameter_attributes()
+        >>> sorted(attributes), attributes['beta2']
+        (['beta2', 'learning_rate', 'momentum'], 'update_beta2')
+        """
         return {k[len("update_"):]: k for k in vars(self)
                 if k.startswith("update_") and not k.endswith("_")}
 
-    def _validate_params(self):
-        own = {k for k in self._params_to_validate
-               if k.startswith("update_") or k in self._layer_kwargs()}
-        saved = self._params_to_validate
-        self._params_to_validate = saved - own
-        try:
-            super()._validate_params()
-        finally:
-            self._params_to_validate = saved
+    def hyperparameter_values(self) -> dict[str, float]:
+        """Return the current value of every set ``update_*`` hyperparameter, as a float.
+
+        Shared variables are read with ``get_value``; attributes set to None are left out.
+        This is the snapshot that model files and checkpoints store.
+
+        Returns
+        -------
+        dict
+            ``{'update_learning_rate': 0.03, 'update_momentum': 0.9}`` and so on.
+
+        Examples
+        --------
+        >>> import torch
+        >>> import facekeypoints as fk
+        >>> net = fk.NeuralNet(module=torch.nn.Identity, update_learning_rate=fk.shared(0.5))
+        >>> net.hyperparameter_values()
+        {'update_learning_rate': 0.5}
+        """
+        return {attr: read_value(getattr(self, attr))
+                for attr in self.hyperparameter_attributes().values()
+                if getattr(self, attr) is not None}
 
     def _check_configuration(self):
         if self.layers is None and self.module is None:
@@ -121,15 +374,131 @@ class NeuralNet(_SkorchNet):
             raise ValueError(f"eval_size must be in [0, 1), got {self.eval_size!r}")
 
     # ------------------------------------------------------------------ initialisation
-    def initialize(self):
-        self._check_configuration()
+    def resolve_device(self) -> str:
+        """Return the device this net trains on: ``device``, with ``'auto'`` resolved.
+
+        Returns
+        -------
+        str
+            ``'cuda'`` for ``device='auto'`` where CUDA is available, ``'cpu'`` for 'auto'
+            elsewhere, else ``device`` itself.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from facekeypoints import NeuralNet
+        >>> NeuralNet(module=torch.nn.Identity, device='cpu').resolve_device()
+        'cpu'
+        """
         if self.device == "auto":
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def initialize(self) -> NeuralNet:
+        """Check the configuration, resolve the device into ``device_`` and build everything.
+
+        Unlike skorch's, this leaves ``device`` as given (``'auto'`` stays ``'auto'``) and
+        places the module, criterion and data on ``device_``.
+
+        Returns
+        -------
+        NeuralNet
+            ``self``, initialized (skorch's ``initialize``).
+        """
+        self._check_configuration()
+        self.device_ = self.resolve_device()
         self.rng_states_ = None
         return super().initialize()
 
-    def fit(self, X, y=None, resume=None, **fit_params):
-        """Train from scratch, or with ``resume=`` a checkpoint, continue that run exactly."""
+    # skorch's version moves the module to ``self.device``, which may be 'auto': ours is
+    # placed on ``device_`` by initialize_module.
+    def _initialize_module(self, reason=None):
+        with self._current_init_context("module"):
+            self.initialize_module()
+            self.module_ = self.torch_compile(self.module_, name="module")
+        return self
+
+    # The same for the criterion (placed on ``device_`` by initialize_criterion).
+    def _initialize_criterion(self, reason=None):
+        with self._current_init_context("criterion"):
+            self.initialize_criterion()
+            self.criterion_ = self.torch_compile(self.criterion_, name="criterion")
+        return self
+
+    def infer(self, x: torch.Tensor | np.ndarray, **fit_params: Any) -> torch.Tensor:
+        """Run the module on a batch, moved to the net's resolved device (``device_``).
+
+        Parameters
+        ----------
+        x : torch.Tensor or array-like
+            A batch of inputs.
+        **fit_params
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        torch.Tensor
+            The module's output.
+        """
+        return self.module_(to_tensor(x, device=self.device_), **fit_params)
+
+    def get_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor | np.ndarray,
+                 X: Any = None, training: bool = False) -> torch.Tensor:
+        """Compute the criterion on a batch, with the targets moved to ``device_``.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            The module's output.
+        y_true : torch.Tensor or array-like
+            The targets.
+        X : object, optional
+            The inputs (unused; skorch's signature).
+        training : bool, default False
+            Whether the batch is a training batch (unused; skorch's signature).
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        return self.criterion_(y_pred, to_tensor(y_true, device=self.device_))
+
+    def fit(self, X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor | None = None,
+            resume: str | os.PathLike[str] | None = None, **fit_params: Any) -> NeuralNet:
+        """Train from scratch, or with ``resume=`` a checkpoint, continue that run exactly.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Inputs, e.g. ``(n, 1, 96, 96)`` images or ``(n, 9216)`` rows (reshaped to the
+            input layer's shape); numeric, moved to ``device_`` as float32 once per fit.
+            The first ``validation_size(n)`` rows are held out for validation.
+        y : array-like or torch.Tensor
+            Targets, ``(n, k)`` floats for regression (finite: drop incomplete rows first)
+            or ``(n,)`` class indices for classification. Required.
+        resume : str or path-like, optional
+            A checkpoint file written by :class:`facekeypoints.checkpoint.Checkpoint` (or a
+            folder holding ``checkpoint.pt``). The net is initialized, the checkpoint's
+            weights, optimizer state, hyperparameters, callback state, history and random
+            states are restored, and training continues for the epochs left up to
+            ``max_epochs``; on the same machine and seed it ends with the same weights as
+            an uninterrupted run.
+        **fit_params
+            Passed on to skorch's ``fit`` (and from there to the module's ``forward``).
+
+        Returns
+        -------
+        NeuralNet
+            ``self``, fitted.
+
+        Raises
+        ------
+        DivergenceError
+            If the loss becomes NaN or infinite.
+        facekeypoints.checkpoint.CheckpointError
+            If ``resume`` is missing, damaged, or from a different architecture.
+        """
         if resume is None:
             return super().fit(X, y, **fit_params)
         from .checkpoint import restore_checkpoint
@@ -158,25 +527,66 @@ class NeuralNet(_SkorchNet):
                 torch.manual_seed(int(self.random_state) + offset)
             yield
 
-    def rng_state(self):
-        """Generator states at the end of the last epoch (dropout and batch order/flips)."""
+    def rng_state(self) -> dict[str, Any] | None:
+        """Return the random generator states at the end of the last epoch.
+
+        They drive dropout and the batch order and flips; :func:`save_checkpoint
+        <facekeypoints.checkpoint.save_checkpoint>` stores them so that a resumed run draws
+        the same numbers.
+
+        Returns
+        -------
+        dict or None
+            ``{'torch': ByteTensor, 'cuda': ByteTensor or None, 'batches': ByteTensor or
+            None}`` (``rng_states_``); None before the first epoch.
+        """
         return getattr(self, "rng_states_", None)
 
-    def set_rng_state(self, state):
-        """Continue from generator states saved by :meth:`rng_state` (used to resume)."""
+    def set_rng_state(self, state: dict[str, Any] | None) -> None:
+        """Continue from generator states saved by :meth:`rng_state` (used to resume).
+
+        Parameters
+        ----------
+        state : dict or None
+            What :meth:`rng_state` returned; the next epoch starts from these states. None
+            seeds the next ``fit`` from ``random_state`` again.
+        """
         self.rng_states_ = state
 
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+    def on_epoch_end(self, net: NeuralNet, dataset_train: DeviceData | None = None,
+                     dataset_valid: DeviceData | None = None, **kwargs: Any) -> None:
+        """Run skorch's epoch-end hook, then record the generator states in ``rng_states_``.
+
+        Parameters
+        ----------
+        net : NeuralNet
+            This net (skorch's hook signature).
+        dataset_train : DeviceData, optional
+            The training data.
+        dataset_valid : DeviceData, optional
+            The validation data.
+        **kwargs
+            Passed on to skorch's hook.
+        """
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                              **kwargs)
         generator = getattr(self, "batch_generator_", None)
         self.rng_states_ = {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state() if str(self.device).startswith("cuda") else None,
+            "cuda": torch.cuda.get_rng_state() if str(self.device_).startswith("cuda") else None,
             "batches": generator.get_state() if generator is not None else None,
         }
 
-    def get_default_callbacks(self):
+    def get_default_callbacks(self) -> list[tuple[str, Callback]]:
+        """Return the callbacks every net runs: the recipe's in place of skorch's.
+
+        Returns
+        -------
+        list of (str, Callback)
+            ``epoch_timer``, ``train_loss`` and ``valid_loss`` (the epoch's mean losses),
+            ``train_val`` (the losses as floats and their ratio) and ``print_log`` (the
+            recipe's epoch table, printed when ``verbose``).
+        """
         return [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
@@ -185,9 +595,9 @@ class NeuralNet(_SkorchNet):
             ("print_log", EpochTable()),
         ]
 
+    # skorch yields PrintLog last; nolearn handlers must come after the table, so that a
+    # handler raising StopIteration still lets the epoch's row print.
     def _yield_callbacks(self):
-        # Defaults (table included) first, then the user's callbacks, then nolearn handlers:
-        # the epoch row is printed before a handler may stop training.
         for item in self.get_default_callbacks() + list(self.callbacks or []):
             if isinstance(item, (tuple, list)):
                 yield item[0], item[1], True
@@ -197,23 +607,32 @@ class NeuralNet(_SkorchNet):
         handlers = NolearnHandlers(self.on_epoch_finished or (), self.on_training_finished or ())
         yield "nolearn_handlers", handlers, True
 
-    def initialize_module(self):
+    def initialize_module(self) -> NeuralNet:
+        """Build the module from ``layers`` (or skorch's way from ``module``) on ``device_``.
+
+        Weights are drawn under ``random_state``; nets with convolutions use the
+        channels-last memory format.
+        """
         with self._seeded():
             if self.layers is not None:
-                grouped, _ = split_layer_params(self.layers, self._layer_kwargs())
+                grouped, _ = split_layer_params(self.layers, self.layer_params())
                 self.module_ = build_stack(self.layers, grouped)
             else:
                 super().initialize_module()
+        self.module_ = self.module_.to(self.device_)
         if any(p.dim() == 4 for p in self.module_.parameters()):
             # NHWC convolutions and pooling are several times faster on CPUs.
             self.module_ = self.module_.to(memory_format=torch.channels_last)
         return self
 
-    def initialize_criterion(self):
+    def initialize_criterion(self) -> NeuralNet:
+        """Build the criterion (MSE or cross-entropy by ``regression`` when None) on ``device_``."""
         criterion = self.criterion
         if criterion is None:
             criterion = torch.nn.MSELoss if self.regression else torch.nn.CrossEntropyLoss
         self.criterion_ = self.initialized_instance(criterion, self.get_params_for("criterion"))
+        if isinstance(self.criterion_, torch.nn.Module):
+            self.criterion_ = self.criterion_.to(self.device_)
         return self
 
     def _rule_accepts(self):
@@ -223,11 +642,37 @@ class NeuralNet(_SkorchNet):
             return names | {"learning_rate"}
         return set(list(inspect.signature(update).parameters)[1:])
 
-    def update_hyperparameters(self):
-        """The current ``update_*`` values the update rule takes, as Python floats."""
+    def update_hyperparameters(self) -> dict[str, float]:
+        """Return the current ``update_*`` values the update rule takes, as Python floats.
+
+        The net calls this at the start of every training epoch and writes the values into
+        the optimizer.
+
+        Returns
+        -------
+        dict
+            By the rule's names, e.g. ``{'learning_rate': 0.01, 'momentum': 0.9}``; unset
+            (None) attributes are left out, and so is ``update_momentum`` for a rule without
+            momentum.
+
+        Raises
+        ------
+        ValueError
+            If an ``update_<name>`` is not a hyperparameter of ``update``, or a value is not
+            a finite number the rule accepts.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from facekeypoints import NeuralNet
+        >>> from facekeypoints.updates import sgd
+        >>> NeuralNet(module=torch.nn.Identity, update=sgd, update_learning_rate=0.1,
+        ...           update_momentum=0.9).update_hyperparameters()
+        {'learning_rate': 0.1}
+        """
         accepts = self._rule_accepts()
         values = {}
-        for name, attr in self._update_attrs().items():
+        for name, attr in self.hyperparameter_attributes().items():
             raw = getattr(self, attr)
             if raw is None:
                 continue
@@ -240,13 +685,36 @@ class NeuralNet(_SkorchNet):
             values[name] = check_hyperparameter(attr, read_value(raw))
         return values
 
-    def initialize_optimizer(self, triggered_directly=None):
+    def initialize_optimizer(self, triggered_directly: bool | None = None) -> NeuralNet:
+        """Build the optimizer with ``update`` and the current ``update_*`` values."""
         self.optimizer_ = build_optimizer(self.update, self.module_.parameters(),
                                           self.update_hyperparameters())
         return self
 
     # ------------------------------------------------------------------ data
-    def get_dataset(self, X, y=None):
+    def get_dataset(self, X: np.ndarray | torch.Tensor | DeviceData,
+                    y: np.ndarray | torch.Tensor | None = None) -> DeviceData:
+        """Move ``X`` and ``y`` to ``device_`` as tensors, once, instead of a skorch Dataset.
+
+        Parameters
+        ----------
+        X : array-like, torch.Tensor or DeviceData
+            Numeric inputs (moved as float32); a DeviceData is returned as it is.
+        y : array-like or torch.Tensor, optional
+            Targets: float32 for regression (all finite), int64 class indices otherwise.
+
+        Returns
+        -------
+        DeviceData
+            The data as tensors on ``device_``.
+
+        Raises
+        ------
+        TypeError
+            For a torch Dataset or non-numeric data.
+        ValueError
+            If ``X`` and ``y`` differ in length, or regression targets are not finite.
+        """
         if isinstance(X, DeviceData):
             return X
         return DeviceData(self._to_device(X, "X"), None if y is None else self._targets(y, len(X)))
@@ -257,7 +725,7 @@ class NeuralNet(_SkorchNet):
         array = X if isinstance(X, torch.Tensor) else np.asarray(X)
         if not isinstance(X, torch.Tensor) and not np.issubdtype(array.dtype, np.number):
             raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
-        tensor = torch.as_tensor(array).to(device=self.device, dtype=torch.float32)
+        tensor = torch.as_tensor(array).to(device=self.device_, dtype=torch.float32)
         return tensor
 
     def _targets(self, y, n):
@@ -265,25 +733,95 @@ class NeuralNet(_SkorchNet):
         if len(y) != n:
             raise ValueError(f"X has {n} rows but y has {len(y)}; they must match")
         if not self.regression:
-            return torch.as_tensor(np.asarray(y)).long().to(self.device)
+            return torch.as_tensor(np.asarray(y)).long().to(self.device_)
         t = self._to_device(y, "y")
         if not torch.isfinite(t).all():
             raise ValueError("y contains NaN or infinite values (missing keypoints?): drop "
                              "incomplete rows first (fk.load does) or narrow them with cols=")
         return t
 
-    def _n_valid(self, n):
+    def validation_size(self, n: int) -> int:
+        """How many of ``n`` rows ``eval_size`` holds out for validation.
+
+        nolearn's rule: the first of ``round(1 / eval_size)`` unshuffled folds (KFold sizes).
+
+        Parameters
+        ----------
+        n : int
+            Number of rows passed to ``fit``.
+
+        Returns
+        -------
+        int
+            The number of leading rows used for validation (0 when ``eval_size`` is 0/None).
+
+        Examples
+        --------
+        >>> NeuralNet(module=torch.nn.Identity, eval_size=0.2).validation_size(2140)
+        428
+        """
         if not self.eval_size:
             return 0
         folds = max(2, int(round(1.0 / self.eval_size)))
-        # nolearn: the first of k unshuffled folds is the validation set (KFold sizes).
         return n // folds + (1 if n % folds else 0)
 
-    def get_split_datasets(self, X, y=None, **fit_params):
+    def train_valid_split(self, X: Any, y: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """Split ``X`` (and ``y``) as ``fit`` does: the first rows validate, the rest train.
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs, as passed to ``fit``.
+        y : array-like, optional
+            Targets.
+
+        Returns
+        -------
+        tuple
+            ``((X_train, y_train), (X_valid, y_valid))``; the ``y`` parts are None without
+            ``y``, and the validation part is empty when ``eval_size`` is 0.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from facekeypoints import NeuralNet
+        >>> X, y = np.arange(10), np.arange(10) * 10
+        >>> (X_train, y_train), (X_valid, y_valid) = NeuralNet(
+        ...     module=torch.nn.Identity, eval_size=0.2).train_valid_split(X, y)
+        >>> X_valid, y_train[:2]
+        (array([0, 1]), array([20, 30]))
+        """
+        n_valid = self.validation_size(len(X))
+
+        def pick(a, rows):
+            return None if a is None else a[rows]
+
+        return ((X[n_valid:], pick(y, slice(n_valid, None))),
+                (X[:n_valid], pick(y, slice(None, n_valid))))
+
+    def get_split_datasets(self, X: np.ndarray | torch.Tensor,
+                           y: np.ndarray | torch.Tensor | None = None,
+                           **fit_params: Any) -> tuple[DeviceData, DeviceData | None]:
+        """Split as nolearn: the first ``validation_size(n)`` rows validate (no shuffling).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Inputs, as passed to ``fit``.
+        y : array-like or torch.Tensor
+            Targets; required.
+        **fit_params
+            Unused (skorch's signature).
+
+        Returns
+        -------
+        tuple of DeviceData
+            ``(train, valid)``; ``valid`` is None when ``eval_size`` is 0 or None.
+        """
         if y is None:
             raise ValueError("fit needs targets: net.fit(X, y)")
         data = self.get_dataset(X, y)
-        n_valid = self._n_valid(len(data))
+        n_valid = self.validation_size(len(data))
         if n_valid == 0:
             return data, None
         if n_valid >= len(data):
@@ -292,7 +830,25 @@ class NeuralNet(_SkorchNet):
         valid = DeviceData(data.X[:n_valid], data.y[:n_valid])
         return train, valid
 
-    def get_iterator(self, dataset, training=False):
+    def get_iterator(self, dataset: DeviceData, training: bool = False) -> BatchIterator:
+        """Bind ``batch_iterator_train``/``_test`` to the data, with the net's batch generator.
+
+        The training iterator draws its order and flips from a generator held on the net
+        (restored from a checkpoint when resuming), not from a DataLoader.
+
+        Parameters
+        ----------
+        dataset : DeviceData
+            The data to batch.
+        training : bool, default False
+            True for the training iterator, else the test iterator.
+
+        Returns
+        -------
+        BatchIterator
+            A copy of the configured iterator (``BatchIterator(128)`` when None), bound to
+            the data.
+        """
         iterator = self.batch_iterator_train if training else self.batch_iterator_test
         if iterator is None:
             iterator = BatchIterator(128)
@@ -313,7 +869,14 @@ class NeuralNet(_SkorchNet):
         return iterator(dataset.X, dataset.y, generator=generator)
 
     # ------------------------------------------------------------------ training
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+    def fit_loop(self, X: np.ndarray | torch.Tensor | DeviceData,
+                 y: np.ndarray | torch.Tensor | None = None, epochs: int | None = None,
+                 **fit_params: Any) -> NeuralNet:
+        """Run skorch's loop under ``random_state``, ending quietly on ``StopIteration``.
+
+        A handler raising ``StopIteration`` (nolearn's protocol, used by EarlyStopping) ends
+        training after the current epoch; large CPU buffers are kept allocated meanwhile.
+        """
         with _memory.keep_large_buffers(), self._seeded(offset=2, state=self.rng_state()):
             try:
                 super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -323,7 +886,9 @@ class NeuralNet(_SkorchNet):
                 vars(self).pop("batch_generator_", None)
         return self
 
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+    def run_single_epoch(self, iterator: BatchIterator | None, training: bool, prefix: str,
+                         step_fn: Callable[..., Any], **fit_params: Any) -> None:
+        """Before a training epoch, read the ``update_*`` values into the optimizer."""
         if training:
             self._apply_hyperparameters()
         super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
@@ -340,12 +905,16 @@ class NeuralNet(_SkorchNet):
                 value = group[slot[0]] if len(slot) == 1 else group[slot[0]][slot[1]]
                 self.history.record(name, float(value))
 
-    def train_step_single(self, batch, **fit_params):
+    def train_step_single(self, batch: tuple[torch.Tensor, torch.Tensor],
+                          **fit_params: Any) -> dict[str, Any]:
+        """Take skorch's training step, then raise DivergenceError if the loss is not finite."""
         step = super().train_step_single(batch, **fit_params)
         self._check_finite(step["loss"], "training")
         return step
 
-    def validation_step(self, batch, **fit_params):
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                        **fit_params: Any) -> dict[str, Any]:
+        """Take skorch's validation step, then raise DivergenceError if the loss is not finite."""
         step = super().validation_step(batch, **fit_params)
         self._check_finite(step["loss"], "validation")
         return step
@@ -360,34 +929,104 @@ class NeuralNet(_SkorchNet):
             f"{loss.item()} ({hyper}). The weights are those from before this step; lower "
             "update_learning_rate or check the inputs for NaNs.")
 
-    def forward_iter(self, X, training=False, device="cpu"):
+    def forward_iter(self, X: Any, training: bool = False,
+                     device: str | torch.device = "cpu") -> Iterator[torch.Tensor]:
+        """Yield skorch's per-batch outputs, keeping large CPU buffers allocated meanwhile."""
         with _memory.keep_large_buffers():
             yield from super().forward_iter(X, training=training, device=device)
 
     # ------------------------------------------------------------------ results
     @property
-    def train_history_(self):
+    def train_history_(self) -> History:
         """nolearn's name for the history: a list of per-epoch dicts."""
         if getattr(self, "history_", None) is None:
             raise AttributeError("train_history_ exists after fit")
         return self.history_
 
-    def predict(self, X):
+    def predict(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Predict with skorch's ``predict``; for ``regression=False``, return class indices.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Inputs shaped as for ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, k)`` float32 predictions for regression; ``(n,)`` class indices (the
+            argmax of the module's output) for classification.
+        """
         y = super().predict(X)
         return y if self.regression else y.argmax(axis=1)
 
-    def score(self, X, y):
-        """R^2 for regression, accuracy for classification (scikit-learn's conventions)."""
+    def score(self, X: np.ndarray | torch.Tensor, y: np.ndarray) -> float:
+        """Return R^2 for regression, accuracy for classification (scikit-learn's conventions).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Inputs shaped as for ``fit``.
+        y : array-like
+            The true targets.
+
+        Returns
+        -------
+        float
+            ``sklearn.metrics.r2_score`` (averaged uniformly over the outputs) or
+            ``accuracy_score`` of :meth:`predict` against ``y``.
+        """
         from sklearn.metrics import accuracy_score, r2_score
         y_pred = self.predict(X)
         return r2_score(y, y_pred) if self.regression else accuracy_score(y, y_pred)
 
-    def n_parameters(self):
-        """Number of learnable parameters."""
+    def n_parameters(self) -> int:
+        """Return the number of learnable parameters of the initialized module.
+
+        Returns
+        -------
+        int
+            Elements of all parameters with ``requires_grad``.
+
+        Examples
+        --------
+        >>> from facekeypoints import NeuralNet
+        >>> from facekeypoints.layers import DenseLayer, InputLayer
+        >>> net = NeuralNet(layers=[('input', InputLayer), ('output', DenseLayer)],
+        ...                 input_shape=(None, 4), output_num_units=2, device='cpu')
+        >>> net.initialize().n_parameters()
+        10
+        """
         return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
 
-    def layer_summary(self):
-        """nolearn's opening lines: parameter count and one row per layer with its output size."""
+    def layer_summary(self) -> str:
+        """Return nolearn's opening lines: parameter count, then each layer's output size.
+
+        The layer table is there for ``layers=`` nets only; the net prints this first when
+        ``verbose``.
+
+        Returns
+        -------
+        str
+            The summary, several lines.
+
+        Examples
+        --------
+        >>> from facekeypoints import NeuralNet
+        >>> from facekeypoints.layers import DenseLayer, InputLayer
+        >>> net = NeuralNet(layers=[('input', InputLayer), ('output', DenseLayer)],
+        ...                 input_shape=(None, 4), output_num_units=2, device='cpu')
+        >>> print(net.initialize().layer_summary())
+        # Neural Network with 10 learnable parameters
+        <BLANKLINE>
+        ## Layer information
+        <BLANKLINE>
+          #  name      size
+        ---  ------  ------
+          0  input        4
+          1  output       2
+        <BLANKLINE>
+        """
         lines = [f"# Neural Network with {self.n_parameters()} learnable parameters", ""]
         if isinstance(self.module_, LayerStack):
             rows = [(i, name, "x".join(str(s) for s in shape))
@@ -402,18 +1041,19 @@ class NeuralNet(_SkorchNet):
         return state
 
     def __setstate__(self, state):
-        auto = state.get("device") == "auto"  # an unfitted net: skorch cannot map "auto"
+        requested = state.get("device", "cpu")
+        placed = state.get("device_") or ("cpu" if requested == "auto" else requested)
         with warnings.catch_warnings():
-            # skorch warns when a CUDA net is loaded where CUDA is missing; we say it plainly.
+            # skorch warns when a CUDA net is loaded where CUDA is missing; it then falls back
+            # to the CPU, as we want.
             warnings.simplefilter("ignore")
-            want_cuda = str(state.get("device", "cpu")).startswith("cuda")
-            super().__setstate__({**state, "device": "cpu"} if auto else state)
-        if auto:
-            self.device = "auto"
-        elif want_cuda and not torch.cuda.is_available():
-            self.device = "cpu"
+            super().__setstate__({**state, "device": placed})
+        landed = str(self.device)  # where skorch mapped the tensors
+        if "device_" in state:
+            self.device_ = landed
+        # 'auto' stays 'auto'; an explicit device that is missing here becomes the CPU (skorch's
+        # rule), so that the loaded net can predict and train on.
+        self.device = requested if requested == "auto" or landed == str(placed) else landed
         if getattr(self, "optimizer_", None) is not None:
             drop_unavailable_kernels(self.optimizer_)
 
-
-__all__ = ["NeuralNet", "DivergenceError", "is_shared"]

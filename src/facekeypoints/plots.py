@@ -7,12 +7,28 @@ figure with ``fig.savefig(path)``.
 
 Images are drawn with pixel ``i`` spanning ``[i, i + 1)`` (``extent=(0, 96, 96, 0)``), the
 library's coordinate convention, so keypoints in pixels land on the features they mark.
+
+Importing this module loads neither matplotlib nor torch: matplotlib is imported by the
+functions that draw, and a model file is only read (through :mod:`facekeypoints.reports`)
+when a learning curve is asked for by path.
 """
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from .data import IMAGE_SIDE, KEYPOINT_COLUMNS, PIXELS_PER_UNIT  # PIXELS_PER_UNIT: re-exported
+from .data import KEYPOINT_COLUMNS
+from .metrics import IMAGE_SIDE, rmse_px, squared_errors_px, to_pixels
+from .reports import read_history, run_labels
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
 __all__ = ["plot_face", "plot_faces", "keypoint_sides", "SIDE_COLORS", "plot_learning_curves",
            "plot_schedule", "plot_predictions"]
@@ -21,8 +37,28 @@ __all__ = ["plot_face", "plot_faces", "keypoint_sides", "SIDE_COLORS", "plot_lea
 SIDE_COLORS = {"left": "#ff3b30", "right": "#1e90ff", "centre": "#ffd60a"}
 
 
-def keypoint_sides(columns=KEYPOINT_COLUMNS) -> list[str]:
-    """'left', 'right' or 'centre' for each keypoint (x, y pair) of ``columns``."""
+def keypoint_sides(columns: Sequence[str] = KEYPOINT_COLUMNS) -> list[str]:
+    """The side of the face each keypoint is on: ``'left'``, ``'right'`` or ``'centre'``.
+
+    Parameters
+    ----------
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Keypoint column names in x, y pairs; the x column of each pair names the keypoint.
+
+    Returns
+    -------
+    list of str
+        One entry per keypoint (pair of columns): ``'left'`` when its name holds "left"
+        (the subject's left), ``'right'`` when it holds "right", else ``'centre'``.
+
+    Examples
+    --------
+    >>> keypoint_sides()[:3]
+    ['left', 'right', 'left']
+    >>> keypoint_sides(["nose_tip_x", "nose_tip_y", "mouth_right_corner_x",
+    ...                 "mouth_right_corner_y"])
+    ['centre', 'right']
+    """
     sides = []
     for name in list(columns)[0::2]:
         if "left" in name:
@@ -40,19 +76,51 @@ def _as_image(image) -> np.ndarray:
 
 
 def _as_pixels(kp, scaled: bool) -> np.ndarray:
-    kp = np.asarray(kp, dtype=np.float64).reshape(-1)
-    return kp * PIXELS_PER_UNIT + PIXELS_PER_UNIT if scaled else kp
+    return to_pixels(np.asarray(kp, dtype=np.float64).reshape(-1), scaled)
 
 
-def plot_face(image, keypoints=None, ax=None, columns=KEYPOINT_COLUMNS, scaled=False,
-              colors=None, marker="o", markersize=14, title=None):
-    """Draw one 96x96 grayscale face and its keypoints on ``ax`` (created if None).
+def plot_face(image: ArrayLike, keypoints: ArrayLike | None = None, ax: Axes | None = None,
+              columns: Sequence[str] = KEYPOINT_COLUMNS, scaled: bool = False,
+              colors: Mapping[str, str] | None = None, marker: str = "o",
+              markersize: float = 14, title: str | None = None) -> Axes:
+    """Draw one 96x96 grayscale face and its keypoints.
 
-    ``image``: 9216 values or a 96x96 array, either 0..255 or 0..1 (any value above 1
-    means the 0..255 scale).  ``keypoints``: 30 values in pixels,
-    or in the library's scaled [-1, 1] units with ``scaled=True``; NaNs are skipped.
     Subject's-left, subject's-right and centre points get the colours of ``SIDE_COLORS``.
-    Returns the axes.
+
+    Parameters
+    ----------
+    image : array-like
+        9216 values or a 96x96 array, either 0..255 or 0..1 (any value above 1 means the
+        0..255 scale).
+    keypoints : array-like, optional
+        Keypoint coordinates in x, y pairs (30 values for ``columns`` of 30), in pixels, or
+        in the library's scaled [-1, 1] units with ``scaled=True``; NaNs are skipped.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the axes of a new 3x3 inch ``Figure``.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the keypoint columns; they decide each point's side (and colour).
+    scaled : bool, default False
+        Whether ``keypoints`` are scaled targets rather than pixels.
+    colors : dict, optional
+        Colours by side (``'left'``, ``'right'``, ``'centre'``) overriding ``SIDE_COLORS``.
+    marker : str, default 'o'
+        Matplotlib marker of the keypoints.
+    markersize : float, default 14
+        Marker area in points squared (``scatter``'s ``s``).
+    title : str, optional
+        Axes title (small print).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on; each side with points present is one labelled scatter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = plot_face(np.zeros(9216), np.full(30, 48.0), title="blank")
+    >>> [c.get_label() for c in ax.collections]
+    ['left', 'right', 'centre']
     """
     if ax is None:
         from matplotlib.figure import Figure
@@ -81,13 +149,46 @@ def plot_face(image, keypoints=None, ax=None, columns=KEYPOINT_COLUMNS, scaled=F
     return ax
 
 
-def plot_faces(images, keypoints=None, fig=None, ncols=4, columns=KEYPOINT_COLUMNS,
-               scaled=False, titles=None, figsize=None, legend=True, **kwargs):
-    """Draw faces in a grid with ``ncols`` columns; returns the figure.
+def plot_faces(images: ArrayLike, keypoints: ArrayLike | None = None, fig: Figure | None = None,
+               ncols: int = 4, columns: Sequence[str] = KEYPOINT_COLUMNS, scaled: bool = False,
+               titles: Sequence[str] | None = None, figsize: tuple[float, float] | None = None,
+               legend: bool = True, **kwargs: Any) -> Figure:
+    """Draw faces and their keypoints in a grid.
 
-    ``images``: (n, 9216), (n, 96, 96) or (n, 1, 96, 96); ``keypoints``: (n, 30) or None.
-    A new ``matplotlib.figure.Figure`` is made unless ``fig`` is given.  Extra keyword
-    arguments go to :func:`plot_face`.
+    Parameters
+    ----------
+    images : array-like
+        Faces of shape (n, 9216), (n, 96, 96) or (n, 1, 96, 96).
+    keypoints : array-like of shape (n, 30), optional
+        Keypoints of each face (see :func:`plot_face`).
+    fig : matplotlib.figure.Figure, optional
+        Where to draw; a new ``Figure`` is made unless given.
+    ncols : int, default 4
+        Columns of the grid (at most n); grid cells past the last face are left blank.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the keypoint columns.
+    scaled : bool, default False
+        Whether ``keypoints`` are scaled targets rather than pixels.
+    titles : sequence of str, optional
+        One title per face.
+    figsize : tuple of float, optional
+        Size of a new figure in inches (default: 2 inches per grid cell).
+    legend : bool, default True
+        Whether to put a legend of the sides below the grid (only with ``keypoints``).
+    **kwargs
+        Passed on to :func:`plot_face` (``colors``, ``marker``, ``markersize``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per grid cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_faces(np.zeros((3, 96, 96)), ncols=2)
+    >>> len(fig.axes), sum(ax.axison for ax in fig.axes)
+    (4, 3)
     """
     images = np.asarray(images)
     n = len(images)
@@ -126,11 +227,7 @@ RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", 
 def _records(history):
     """A list of per-epoch dicts from a net, a skorch History, a list of dicts, or the path
     of a run directory or model file."""
-    import os
-
     if isinstance(history, (str, os.PathLike)):
-        from .runs import read_history
-
         return read_history(history)
     if hasattr(history, "history_"):
         history = history.history_
@@ -139,15 +236,11 @@ def _records(history):
 
 def _as_runs(histories):
     """{label: records} from a single run, a dict of runs, or a list/tuple of paths/nets."""
-    import os
-
     if isinstance(histories, dict):
         return {str(k): _records(v) for k, v in histories.items()}
     if isinstance(histories, (list, tuple)) and histories and not isinstance(histories[0], dict):
         paths = [h for h in histories if isinstance(h, (str, os.PathLike))]
         if len(paths) == len(histories):
-            from .runs import run_labels
-
             return dict(zip(run_labels(paths), (_records(p) for p in paths)))
         return {f"run {i + 1}": _records(h) for i, h in enumerate(histories)}
     return {"": _records(histories)}
@@ -195,17 +288,46 @@ def _schedule_of(records, key):
     return [r["epoch"] for r in records], values
 
 
-def plot_learning_curves(histories, ax=None, show_schedule=True, title=None):
-    """Train (dashed) and valid (solid) RMSE in pixels per epoch, on a log axis.
+def plot_learning_curves(histories: Any, ax: Axes | None = None, show_schedule: bool = True,
+                         title: str | None = None) -> Axes:
+    """Draw train (dashed) and valid (solid) RMSE in pixels per epoch, on a log axis.
 
-    ``histories``: a net, a history (list of per-epoch dicts), the path of a run directory or
-    model file; or several runs on one figure, as ``{label: any of those}`` or a list of
-    paths (labelled by run directory name). With ``show_schedule`` the learning rate (dotted,
-    log axis on the right) and the momentum (dash-dot, linear axis further right) each run
-    trained with are drawn too: once in grey when every run used the same values, else in
-    each run's colour. The legend sits below the plot: one entry per run (its colour) and
-    one per line style. Returns the main axes; the figure is ``ax.figure`` (save it with
-    ``ax.figure.savefig(path, bbox_inches='tight')``).
+    The legend sits below the plot: one entry per run (its colour) and one per line style.
+
+    Parameters
+    ----------
+    histories : net, list of dict, str or path-like, dict or list
+        One run: a net, a history (list of per-epoch dicts, or skorch's ``History``), or the
+        path of a run directory or model file. Several runs on one figure: ``{label: any of
+        those}``, a list of paths (labelled by run directory name, see
+        :func:`facekeypoints.reports.run_labels`), or a list of nets or histories (labelled
+        ``run 1``, ``run 2``, ...).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the axes of a new 7x4.5 inch ``Figure``.
+    show_schedule : bool, default True
+        Also draw the learning rate (dotted, log axis on the right) and the momentum
+        (dash-dot, linear axis further right) each run trained with, where its history
+        records them: once in grey when every run used the same values, else in each run's
+        colour.
+    title : str, optional
+        Axes title (default ``'learning curves'``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The main axes; the figure is ``ax.figure`` (save it with
+        ``ax.figure.savefig(path, bbox_inches='tight')``).
+
+    Examples
+    --------
+    >>> records = [{"epoch": e, "train_loss": 0.01 / e, "valid_loss": 0.012 / e}
+    ...            for e in (1, 2, 3)]
+    >>> ax = plot_learning_curves(records, title="one run")
+    >>> ax.get_title(), [line.get_label() for line in ax.lines]
+    ('one run', ['train', 'valid'])
+    >>> ax = plot_learning_curves({"a": records, "b": records[:2]})
+    >>> [line.get_label() for line in ax.lines]
+    ['a train', 'a valid', 'b train', 'b valid']
     """
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
@@ -221,9 +343,8 @@ def plot_learning_curves(histories, ax=None, show_schedule=True, title=None):
     for label, records in runs.items():
         epochs = [r["epoch"] for r in records]
         for key, style in (("train_loss", "--"), ("valid_loss", "-")):
-            # runs.rmse_px, written out: importing runs would import torch
-            values = np.array([np.sqrt(r[key]) * PIXELS_PER_UNIT if r.get(key) is not None
-                               else np.nan for r in records], dtype=float)
+            values = np.array([rmse_px(r[key]) if r.get(key) is not None else np.nan
+                               for r in records], dtype=float)
             if np.isfinite(values).any():
                 ax.plot(epochs, values, style, color=colours[label], lw=widths[label],
                         marker="." if dots else None,
@@ -288,13 +409,40 @@ def _draw_schedules(ax, runs, colours, several, Line2D, widths):
     return handles
 
 
-def plot_schedule(callbacks, n_epochs, ax=None, title=None, max_epochs=None):
-    """The values AdjustVariable-like callbacks would set over ``n_epochs`` (``simulate``).
+def plot_schedule(callbacks: Any, n_epochs: int, ax: Axes | None = None,
+                  title: str | None = None, max_epochs: int | None = None) -> Axes:
+    """Draw the values AdjustVariable-like callbacks would set over ``n_epochs`` epochs.
 
-    Callbacks adjusting the same hyperparameter share an axis; a second hyperparameter
-    (e.g. momentum next to the learning rate) gets its own axis on the right, dashed.
-    ``max_epochs`` is the run length the schedules are scaled to (default ``n_epochs``).
-    Returns the main axes.
+    The values are each callback's ``simulate(n_epochs, max_epochs)``. Callbacks adjusting
+    the same hyperparameter share an axis; a second hyperparameter (e.g. momentum next to
+    the learning rate) gets its own axis on the right, dashed, and a third one further right.
+
+    Parameters
+    ----------
+    callbacks : AdjustVariable or list
+        One callback, or a list of callbacks or of ``(name, callback)`` pairs (as in a net's
+        ``callbacks``); each needs ``name``, ``start``, ``stop`` and ``simulate``.
+    n_epochs : int
+        Epochs to draw.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the axes of a new 6.5x3.8 inch ``Figure``.
+    title : str, optional
+        Axes title (default ``'schedule'``).
+    max_epochs : int, optional
+        The run length the schedules are scaled to (default ``n_epochs``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The main axes (the first hyperparameter's).
+
+    Examples
+    --------
+    >>> import facekeypoints as fk
+    >>> ax = plot_schedule([fk.AdjustVariable("update_learning_rate", 0.03, 0.0001),
+    ...                     fk.AdjustVariable("update_momentum", 0.9, 0.999)], 100)
+    >>> ax.get_ylabel(), len(ax.figure.axes)
+    ('learning rate', 2)
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -315,9 +463,10 @@ def plot_schedule(callbacks, n_epochs, ax=None, title=None, max_epochs=None):
     for cb in callbacks:
         target = axes[cb.name]
         style = "-" if target is ax else "--"
-        line, = target.plot(epochs, cb.simulate(n_epochs, max_epochs), style, lw=1.6,
-                            color=next(colours),
-                            label=f"{type(cb).__name__}({cb.name!r}, {cb.start:g} -> {cb.stop:g})")
+        values = cb.simulate(n_epochs, max_epochs)   # first -> last: right for any schedule
+        line, = target.plot(epochs, values, style, lw=1.6, color=next(colours),
+                            label=f"{type(cb).__name__}({cb.name!r}, {values[0]:g} -> "
+                                  f"{values[-1]:g})")
         handles.append(line)
     for name, target in axes.items():
         label = name.replace("update_", "").replace("_", " ")
@@ -331,12 +480,50 @@ def plot_schedule(callbacks, n_epochs, ax=None, title=None, max_epochs=None):
     return ax
 
 
-def plot_predictions(images, y_pred, y_true=None, fig=None, ncols=4, scaled=True,
-                     columns=KEYPOINT_COLUMNS, figsize=None, title=None):
-    """A grid of faces with predicted keypoints (crosses coloured by side) and true ones
-    (white rings); with ``y_true`` each face is titled with its RMSE in pixels.
+def plot_predictions(images: ArrayLike, y_pred: ArrayLike, y_true: ArrayLike | None = None,
+                     fig: Figure | None = None, ncols: int = 4, scaled: bool = True,
+                     columns: Sequence[str] = KEYPOINT_COLUMNS,
+                     figsize: tuple[float, float] | None = None,
+                     title: str | None = None) -> Figure:
+    """Draw a grid of faces with predicted keypoints and, optionally, the true ones.
 
-    Keypoints are in the net's scaled units unless ``scaled=False``. Returns the figure.
+    Predictions are crosses coloured by side, true keypoints white rings; a legend below
+    the grid names both.
+
+    Parameters
+    ----------
+    images : array-like
+        Faces of shape (n, 9216), (n, 96, 96) or (n, 1, 96, 96).
+    y_pred : array-like of shape (n, k)
+        Predicted keypoints (x, y pairs named by ``columns``).
+    y_true : array-like of shape (n, k), optional
+        True keypoints; with them each face is titled with its RMSE in pixels (NaNs, i.e.
+        missing keypoints, left out).
+    fig : matplotlib.figure.Figure, optional
+        Where to draw; a new ``Figure`` is made unless given.
+    ncols : int, default 4
+        Columns of the grid (at most n).
+    scaled : bool, default True
+        Whether the keypoints are in the net's scaled units; ``False`` for pixels.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the keypoint columns.
+    figsize : tuple of float, optional
+        Size of a new figure in inches (default: about 2 inches per grid cell).
+    title : str, optional
+        Figure title above the grid.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_predictions(np.zeros((2, 9216)), np.zeros((2, 30)),
+    ...                        y_true=np.full((2, 30), 0.1), title="validation faces")
+    >>> [ax.get_title() for ax in fig.axes]
+    ['RMSE 4.8 px', 'RMSE 4.8 px']
     """
     from matplotlib.lines import Line2D
 
@@ -344,8 +531,8 @@ def plot_predictions(images, y_pred, y_true=None, fig=None, ncols=4, scaled=True
     titles = None
     if y_true is not None:
         y_true = np.asarray(y_true, dtype=float)
-        err = (y_pred - y_true) * (PIXELS_PER_UNIT if scaled else 1.0)
-        titles = [f"RMSE {np.sqrt(np.nanmean(e ** 2)):.1f} px" for e in err]
+        sq = squared_errors_px(y_true, y_pred, scaled=scaled)
+        titles = [f"RMSE {np.sqrt(np.nanmean(e)):.1f} px" for e in sq]
     n = len(images)
     ncols = max(1, min(int(ncols), n))
     nrows = -(-n // ncols)

@@ -29,22 +29,31 @@ rule applied to the original keypoints and its rendering is exactly the mirrored
 
 :func:`write_dataset` writes ``training.csv``, ``test.csv`` and ``IdLookupTable.csv``;
 :func:`ensure_default_dataset` keeps one default set in a per-user cache directory.
+
+Importing this module registers that default set with
+:func:`facekeypoints.data.register_default_dataset`, so that ``load(path=None)`` reads it;
+``import facekeypoints`` imports this module. ``data`` never imports ``synthetic``: this module
+builds on it.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._safe_io import atomic_write
-from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS, cache_dir
+from ._cache import cache_dir
+from ._safe_io import atomic_write, write_json
+from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS, register_default_dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "FaceParams", "sample_params", "keypoints", "render", "mirror", "flip_keypoints",
@@ -89,6 +98,12 @@ class FaceParams:
     Parameters of paired features end in ``_L`` (subject's left) or ``_R`` and are expressed
     in outward coordinates, so mirroring a face only swaps the pairs, negates the x-like
     parameters in ``_NEGATE`` and toggles ``flipped`` (which mirrors the noise fields).
+    ``len(params)`` is the number of faces, ``params[name]`` one parameter's array.
+
+    Parameters
+    ----------
+    values : Mapping of str to numpy.ndarray
+        One array of length n per parameter name.
     """
 
     values: Mapping[str, np.ndarray]
@@ -104,14 +119,42 @@ class FaceParams:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The parameter names."""
         return tuple(self.values)
 
-    def take(self, index) -> "FaceParams":
-        """The faces selected by ``index`` (a slice, integer array or boolean mask)."""
+    def take(self, index: slice | np.ndarray) -> "FaceParams":
+        """The faces selected by ``index``.
+
+        Parameters
+        ----------
+        index : slice or numpy.ndarray
+            A slice, integer array or boolean mask over the faces.
+
+        Returns
+        -------
+        FaceParams
+            The selected faces' parameters.
+        """
         return FaceParams({k: np.asarray(v[index]) for k, v in self.values.items()})
 
-    def replace(self, **changes) -> "FaceParams":
-        """A copy with some parameters replaced (broadcast to the number of faces)."""
+    def replace(self, **changes: np.ndarray | float) -> "FaceParams":
+        """A copy with some parameters replaced.
+
+        Parameters
+        ----------
+        **changes : array-like or scalar
+            New values by parameter name, broadcast to the number of faces.
+
+        Returns
+        -------
+        FaceParams
+            The copy.
+
+        Raises
+        ------
+        KeyError
+            For a name that is not a face parameter.
+        """
         n = len(self)
         new = dict(self.values)
         for k, v in changes.items():
@@ -121,7 +164,19 @@ class FaceParams:
         return FaceParams(new)
 
     @staticmethod
-    def concat(parts) -> "FaceParams":
+    def concat(parts: "Iterable[FaceParams]") -> "FaceParams":
+        """The faces of several ``FaceParams``, one after another.
+
+        Parameters
+        ----------
+        parts : iterable of FaceParams
+            At least one, all with the same parameter names.
+
+        Returns
+        -------
+        FaceParams
+            All the faces, in order.
+        """
         parts = list(parts)
         return FaceParams({k: np.concatenate([p.values[k] for p in parts])
                            for k in parts[0].values})
@@ -246,6 +301,25 @@ def sample_params(n: int, seed: int = 0) -> FaceParams:
 
     Faces are drawn in blocks of 256, each from its own seed derived from ``(seed, block)``,
     so a face does not depend on how many faces were asked for.
+
+    Parameters
+    ----------
+    n : int
+        Number of faces (>= 0).
+    seed : int, default 0
+        The random seed.
+
+    Returns
+    -------
+    FaceParams
+        One entry per face for every parameter.
+
+    Examples
+    --------
+    >>> from facekeypoints import synthetic
+    >>> params = synthetic.sample_params(3, seed=1)
+    >>> len(params), synthetic.keypoints(params).shape
+    (3, (3, 30))
     """
     n = int(n)
     if n < 0:
@@ -258,7 +332,21 @@ def sample_params(n: int, seed: int = 0) -> FaceParams:
 
 
 def mirror(params: FaceParams) -> FaceParams:
-    """Parameters of the mirror-image faces (left and right swapped, x negated)."""
+    """Parameters of the mirror-image faces (left and right swapped, x negated).
+
+    Their keypoints are ``flip_keypoints`` of the originals' and their images the originals'
+    mirrored (``img[:, ::-1]``).
+
+    Parameters
+    ----------
+    params : FaceParams
+        The faces to mirror.
+
+    Returns
+    -------
+    FaceParams
+        The mirrored faces.
+    """
     out = {}
     for k, v in params.values.items():
         if k.endswith("_L"):
@@ -321,7 +409,18 @@ def _face_points(p) -> np.ndarray:
 
 
 def keypoints(params: FaceParams) -> np.ndarray:
-    """Keypoints in pixels, shape (n, 30), float64, in KEYPOINT_COLUMNS order."""
+    """The faces' keypoints in pixels.
+
+    Parameters
+    ----------
+    params : FaceParams
+        The faces.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n, 30), in KEYPOINT_COLUMNS order, complete (no gaps).
+    """
     p = params.values
     fp = _face_points(p)
     c, s = _cos_sin(p["rot"])
@@ -336,7 +435,26 @@ def keypoints(params: FaceParams) -> np.ndarray:
 
 
 def flip_keypoints(kp: np.ndarray) -> np.ndarray:
-    """The library's flip rule in pixels: x -> 96 - x, then swap the FLIP_INDICES pairs."""
+    """The library's flip rule in pixels: x -> 96 - x, then swap the FLIP_INDICES pairs.
+
+    Parameters
+    ----------
+    kp : numpy.ndarray
+        Keypoints in pixels, shape (..., 30), in KEYPOINT_COLUMNS order.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the keypoints of the mirrored images (a copy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from facekeypoints import synthetic
+    >>> kp = synthetic.keypoints(synthetic.sample_params(2))
+    >>> np.allclose(synthetic.flip_keypoints(synthetic.flip_keypoints(kp)), kp)
+    True
+    """
     out = np.array(kp, dtype=np.float64, copy=True)
     out[..., 0::2] = IMAGE_SIDE - out[..., 0::2]
     a, b = np.array(FLIP_INDICES).T
@@ -864,9 +982,23 @@ def render(params: FaceParams, chunk_size: int = 128, workers: int | None = None
            ) -> np.ndarray:
     """Render faces as uint8 images of shape (n, 96, 96).
 
-    Chunks of ``chunk_size`` faces are rendered by ``workers`` threads (numpy releases the
-    GIL in array operations); every face depends only on its own parameters, so the result
-    does not depend on the chunking or the number of threads.
+    Every face depends only on its own parameters, so the result does not depend on the
+    chunking or the number of threads.
+
+    Parameters
+    ----------
+    params : FaceParams
+        The faces.
+    chunk_size : int, default 128
+        Faces rendered at a time by one thread.
+    workers : int, optional
+        Threads (numpy releases the GIL in array operations); default: up to 4, as many as
+        the process may use.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (n, 96, 96).
     """
     n = len(params)
     out = np.empty((n, IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
@@ -889,8 +1021,29 @@ def render(params: FaceParams, chunk_size: int = 128, workers: int | None = None
 
 
 def render_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` synthetic faces: images uint8 (n, 96, 96) and keypoints float64 (n, 30) in
-    pixels, KEYPOINT_COLUMNS order.  Deterministic in ``seed``."""
+    """``n`` synthetic faces and their keypoints, deterministic in ``seed``.
+
+    Parameters
+    ----------
+    n : int
+        Number of faces.
+    seed : int, default 0
+        The random seed (as for ``sample_params``).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        uint8 (n, 96, 96).
+    keypoints : numpy.ndarray
+        float64 (n, 30) in pixels, KEYPOINT_COLUMNS order.
+
+    Examples
+    --------
+    >>> from facekeypoints import synthetic
+    >>> images, kp = synthetic.render_faces(2, seed=0)
+    >>> images.shape, images.dtype, kp.shape
+    ((2, 96, 96), dtype('uint8'), (2, 30))
+    """
     params = sample_params(n, seed)
     return render(params), keypoints(params)
 
@@ -924,6 +1077,18 @@ def missing_mask(n: int, seed: int = 0) -> np.ndarray:
     A fixed share of rows (rounded) is fully annotated; of those a fixed share misses a few
     keypoints (eyebrow outer ends most often); the other rows have only the eye centres, the
     nose tip and the bottom lip, each of which is rarely missing too.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    seed : int, default 0
+        The random seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (n, 30), True where a value is missing; x and y of a keypoint go together.
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, 7]))
     order = rng.permutation(n)
@@ -948,8 +1113,23 @@ def missing_mask(n: int, seed: int = 0) -> np.ndarray:
 
 
 def lookup_features(n_test: int, seed: int = 0) -> list[tuple[int, str]]:
-    """(ImageId, FeatureName) pairs of an IdLookupTable: about a third of the images ask for
-    all 30 values, the others for the eye centres, nose tip and bottom lip (8 values)."""
+    """(ImageId, FeatureName) pairs of an IdLookupTable.
+
+    About a third of the images ask for all 30 values, the others for the eye centres, nose
+    tip and bottom lip (8 values).
+
+    Parameters
+    ----------
+    n_test : int
+        Number of test images (ImageIds 1..n_test).
+    seed : int, default 0
+        The random seed.
+
+    Returns
+    -------
+    list of (int, str)
+        The lookup table's rows in order.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, 8]))
     full = np.zeros(n_test, dtype=bool)
     full[rng.permutation(n_test)[: int(round(n_test * _LOOKUP_FULL_FRACTION))]] = True
@@ -1017,15 +1197,38 @@ def _test_chunks(params: FaceParams):
         yield b"".join(b"%d,%s\n" % (start + i + 1, b) for i, b in enumerate(pix))
 
 
-def write_dataset(directory, seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TRAIN,
-                  n_test: int = DEFAULT_N_TEST) -> dict[str, Path]:
+def write_dataset(directory: str | os.PathLike, seed: int = DEFAULT_SEED,
+                  n_train: int = DEFAULT_N_TRAIN, n_test: int = DEFAULT_N_TEST
+                  ) -> dict[str, Path]:
     """Write ``training.csv``, ``test.csv`` and ``IdLookupTable.csv`` into ``directory``.
 
     Each file is written under a temporary name in the same directory and renamed into place,
     so an interrupted run never leaves a partial file under a final name.  The same
     arguments give byte-identical files (with the same numpy on the same kind of CPU; float
     rounding in exp and matrix products may move a few pixels by one level elsewhere).
-    Returns ``{'training', 'test', 'lookup'}`` paths.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where to write (created if needed).
+    seed : int, default DEFAULT_SEED
+        The random seed.
+    n_train : int, default DEFAULT_N_TRAIN
+        Rows of training.csv (7,049, as Kaggle's).
+    n_test : int, default DEFAULT_N_TEST
+        Rows of test.csv (1,783, as Kaggle's).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The paths under the keys ``'training'``, ``'test'`` and ``'lookup'``.
+
+    Examples
+    --------
+    >>> from facekeypoints import synthetic
+    >>> paths = synthetic.write_dataset("faces", n_train=100, n_test=10)  # doctest: +SKIP
+    >>> sorted(paths)  # doctest: +SKIP
+    ['lookup', 'test', 'training']
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -1049,9 +1252,29 @@ def _stream(seed: int, k: int) -> int:
                >> np.uint64(1))
 
 
-def training_faces(n: int = DEFAULT_N_TRAIN, seed: int = DEFAULT_SEED):
-    """The parameters, images and complete keypoints of the faces in a written training.csv
-    (before values are blanked), for checks against the generator."""
+def training_faces(n: int = DEFAULT_N_TRAIN, seed: int = DEFAULT_SEED
+                   ) -> tuple[FaceParams, np.ndarray, np.ndarray]:
+    """The faces of a written training.csv, before values are blanked.
+
+    For checks against the generator: ``write_dataset(d, seed, n_train=n)`` writes these
+    images and these keypoints, less the missing values.
+
+    Parameters
+    ----------
+    n : int, default DEFAULT_N_TRAIN
+        Rows of the training file.
+    seed : int, default DEFAULT_SEED
+        The data set's seed.
+
+    Returns
+    -------
+    params : FaceParams
+        The faces' parameters.
+    images : numpy.ndarray
+        uint8 (n, 96, 96).
+    keypoints : numpy.ndarray
+        float64 (n, 30), complete, in pixels.
+    """
     params = sample_params(n, seed=_stream(seed, 0))
     return params, render(params), keypoints(params)
 
@@ -1062,9 +1285,26 @@ def training_faces(n: int = DEFAULT_N_TRAIN, seed: int = DEFAULT_SEED):
 
 def default_data_dir(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TRAIN,
                      n_test: int = DEFAULT_N_TEST) -> Path:
-    """Where the default synthetic data set lives: ``$FACEKEYPOINTS_CACHE`` if set, else
-    ``$XDG_CACHE_HOME/facekeypoints`` else ``~/.cache/facekeypoints``, in a subfolder named
-    by generator version and seed (and sizes, when not the defaults)."""
+    """Where the default synthetic data set lives.
+
+    In the per-user cache (``facekeypoints.data.cache_dir()``: ``$FACEKEYPOINTS_CACHE`` if
+    set, else ``$XDG_CACHE_HOME/facekeypoints`` else ``~/.cache/facekeypoints``), in a
+    subfolder named by generator version and seed (and sizes, when not the defaults).
+
+    Parameters
+    ----------
+    seed : int, default DEFAULT_SEED
+        The data set's seed.
+    n_train : int, default DEFAULT_N_TRAIN
+        Rows of training.csv.
+    n_test : int, default DEFAULT_N_TEST
+        Rows of test.csv.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (it may not exist yet).
+    """
     name = f"synthetic-v{GENERATOR_VERSION}-seed{int(seed)}"
     if (n_train, n_test) != (DEFAULT_N_TRAIN, DEFAULT_N_TEST):
         name += f"-n{int(n_train)}-{int(n_test)}"
@@ -1104,7 +1344,31 @@ def ensure_default_dataset(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TR
 
     The set is built in a temporary folder next to the cache folder, a marker file is written
     last, and the folder is renamed into place; a lock file serialises concurrent callers,
-    so two processes never see or make a half-written set.
+    so two processes never see or make a half-written set. ``load(path=None)`` reads the
+    default-sized set this makes.
+
+    Parameters
+    ----------
+    seed : int, default DEFAULT_SEED
+        The data set's seed.
+    n_train : int, default DEFAULT_N_TRAIN
+        Rows of training.csv.
+    n_test : int, default DEFAULT_N_TEST
+        Rows of test.csv.
+    verbose : bool, default False
+        Print a line before and after generating.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The paths under the keys ``'training'``, ``'test'`` and ``'lookup'``.
+
+    Examples
+    --------
+    >>> from facekeypoints import synthetic
+    >>> paths = synthetic.ensure_default_dataset()  # doctest: +SKIP
+    >>> paths["training"].name  # doctest: +SKIP
+    'training.csv'
     """
     final = default_data_dir(seed, n_train, n_test)
     if _is_complete(final):
@@ -1127,7 +1391,7 @@ def ensure_default_dataset(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TR
             meta = {"generator_version": GENERATOR_VERSION, "seed": int(seed),
                     "n_train": int(n_train), "n_test": int(n_test),
                     "files": [TRAINING_CSV, TEST_CSV, LOOKUP_CSV]}
-            (tmp / _MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+            write_json(tmp / _MARKER, meta)
             if final.exists():            # a stale, incomplete folder: replace it
                 shutil.rmtree(final)
             os.rename(tmp, final)
@@ -1155,9 +1419,20 @@ class DatasetSummary(dict):
         return "\n".join(lines)
 
 
-def summarize(data) -> DatasetSummary:
-    """Rows, complete rows, and per keypoint column the present count, mean and std (pixels)
-    of a training.csv path or DataFrame."""
+def summarize(data: str | os.PathLike | pd.DataFrame) -> DatasetSummary:
+    """Rows, complete rows, and per keypoint column the present count, mean and std.
+
+    Parameters
+    ----------
+    data : str, os.PathLike or pandas.DataFrame
+        A training.csv file, or its DataFrame.
+
+    Returns
+    -------
+    DatasetSummary
+        A dict with ``rows``, ``complete_rows``, and ``present``, ``mean`` and ``std`` (in
+        pixels) by keypoint column; printing it shows a table.
+    """
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
@@ -1172,3 +1447,15 @@ def summarize(data) -> DatasetSummary:
         mean={c: float(df[c].mean()) for c in df.columns},
         std={c: float(df[c].std()) for c in df.columns},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The embedded faces as data.load's default
+# --------------------------------------------------------------------------------------------
+
+def _default_dataset(test: bool) -> Path:
+    """The default set's training (test=False) or test file: what ``load(path=None)`` reads."""
+    return ensure_default_dataset()["test" if test else "training"]
+
+
+register_default_dataset(_default_dataset)

@@ -1,0 +1,173 @@
+"""``facekeypoints sweep PRESET --grid KEY=V1,V2 ...``: cross-validate a grid of hyperparameters.
+
+The command's face only: it parses, calls :func:`facekeypoints.sweep.run_sweep`, prints with
+:mod:`facekeypoints.sweep_report` and writes ``results.csv``, ``results.png`` and
+``sweep.json`` atomically. Building the parser imports neither torch nor scikit-learn.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._json import jsonable
+from .._literals import parse_value
+from ..sweep import BACKENDS, SCHEDULER_ENV, GridError, check_grid, parse_grid, run_sweep
+from ..sweep_report import format_results, plot_results
+
+__all__ = ["add_arguments", "register_cli", "cmd_sweep"]
+
+#: The command's description in ``--help`` (argparse re-wraps it).
+DESCRIPTION = ("Cross-validate a preset over a grid of hyperparameters and report validation "
+               "RMSE (px). Fits run on Dask distributed (an embedded local cluster, or "
+               "--scheduler ADDRESS), else on local joblib processes. Writes results.csv, "
+               "results.png and sweep.json to --out.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the sweep command's arguments to a parser.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The ``sweep`` subparser (or any parser).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``p``, with ``func=cmd_sweep`` as its default.
+    """
+    p.add_argument("preset", help="net1 .. net7")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2", default=[],
+                   help="a parameter and its values (Python literals), repeatable: "
+                        "--grid callbacks__adjust_lr__start=0.03,0.01 --grid max_epochs=50,100")
+    p.add_argument("--cv", type=int, default=3, metavar="K", help="folds (default 3)")
+    p.add_argument("--n-iter", type=int, metavar="N",
+                   help="try N random candidates of the grid instead of all of them")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help=f"a Dask scheduler, e.g. tcp://10.0.0.5:8786 (default ${SCHEDULER_ENV}; "
+                        "without one: a local Dask cluster, one worker per core)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="where fits run (default auto: Dask when installed, else local "
+                        "joblib processes)")
+    p.add_argument("--max-epochs", type=int, metavar="N", help="epochs per fit (default: "
+                   "the preset's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="a fixed set_params override, e.g. callbacks__adjust_lr__stop=1e-3")
+    p.add_argument("--data", help="a Kaggle training.csv (default: the embedded synthetic faces)")
+    p.add_argument("--out", help="directory for results.csv and results.png "
+                                 "(default runs/sweep-PRESET)")
+    p.add_argument("--device", help="cpu, cuda ... on the workers (default: CUDA when present)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the nets (default 0)")
+    p.set_defaults(func=cmd_sweep)
+    return p
+
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``sweep`` to the ``facekeypoints`` command's subcommands.
+
+    Parameters
+    ----------
+    subparsers : argparse subparsers action
+        What ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``sweep`` subparser.
+    """
+    p = subparsers.add_parser(
+        "sweep", help="cross-validate a grid of hyperparameters, on Dask when available",
+        description=DESCRIPTION)
+    return add_arguments(p)
+
+
+def _parse_sets(pairs):
+    params = {}
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise GridError(f"--set takes key=value, got {pair!r}")
+        key, _, value = pair.partition("=")
+        params[key.strip()] = parse_value(value.strip())
+    return params
+
+
+def _jsonable(value):
+    return jsonable(value, fallback=repr)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Cross-validate a preset over a grid and report the validation RMSE in pixels.
+
+    Fits run on Dask distributed (an embedded local cluster, or ``--scheduler ADDRESS``),
+    else on local joblib processes. Prints a line per fit, the results table and the best
+    parameters; writes ``results.csv``, ``results.png`` and ``sweep.json`` to ``--out``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``sweep`` arguments (see :func:`add_arguments`).
+
+    Returns
+    -------
+    int
+        0. Problems the user can fix raise ``ValueError`` (``GridError``, ``SweepError``)
+        or ``FileNotFoundError``; the ``facekeypoints`` command prints them as one line.
+    """
+    from .. import presets
+    from .._safe_io import atomic_write, save_figure, write_json
+    from ..data import load2d
+
+    grid = parse_grid(args.grid)
+    sets = _parse_sets(args.set)
+    if args.cv < 2:
+        raise GridError(f"--cv must be at least 2, got {args.cv}")
+    overrides = dict(verbose=0, random_state=args.seed)
+    if args.max_epochs is not None:
+        overrides["max_epochs"] = args.max_epochs
+    if args.device:
+        overrides["device"] = args.device
+    net = presets.get(args.preset, **overrides)
+    if sets:
+        try:
+            net.set_params(**sets)
+        except ValueError as exc:
+            raise GridError(f"--set: {str(exc).splitlines()[0]}") from None
+    check_grid(net, grid)
+    out = Path(args.out or f"runs/sweep-{args.preset}")
+
+    X, y = load2d(args.data)
+    n_cand = math.prod(len(v) for v in grid.values())
+    print(f"sweep {args.preset}: {n_cand} candidates"
+          f"{f' ({args.n_iter} sampled)' if args.n_iter else ''} x {args.cv} folds on "
+          f"{len(X)} faces ({args.data or 'embedded synthetic faces'}), "
+          f"{net.max_epochs} max epochs", flush=True)
+    frame = run_sweep(net, X, y, grid, cv=args.cv, scheduler=args.scheduler,
+                      n_iter=args.n_iter, backend=args.backend, random_state=args.seed,
+                      progress=True, log=lambda line: print(line, flush=True))
+    keys = list(grid)
+    print()
+    print(format_results(frame, keys))
+    best = frame.attrs["best_params"]
+    if best is None:
+        print("\nevery fit failed; no best parameters")
+    else:
+        i = int(np.nanargmin(frame["mean_rmse_px"].to_numpy(float)))
+        print(f"\nbest: {' '.join(f'{k}={v!r}' for k, v in best.items())}  (valid RMSE "
+              f"{frame['mean_rmse_px'].iloc[i]:.3f} ± {frame['std_rmse_px'].iloc[i]:.3f} px)")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "results.csv", lambda f: frame.to_csv(f, index=False), text=True)
+    ax = plot_results(frame, keys, title=f"{args.preset}: {args.cv}-fold validation RMSE")
+    save_figure(ax.figure, out / "results.png", dpi=100)
+    info = {"preset": args.preset, "grid": _jsonable(grid), "set": _jsonable(sets),
+            "cv": args.cv, "n_iter": args.n_iter, "max_epochs": net.max_epochs,
+            "seed": args.seed, "data": str(args.data or "embedded synthetic faces"),
+            "rows": len(X), "backend": frame.attrs["backend"],
+            "seconds": frame.attrs["seconds"], "best_params": _jsonable(best)}
+    write_json(out / "sweep.json", info, indent=1)
+    print(f"wrote {out / 'results.csv'}, {out / 'results.png'}, {out / 'sweep.json'} "
+          f"({frame.attrs['seconds']:.0f} s)")
+    return 0
