@@ -18,11 +18,12 @@ PACKAGE = Path(facekeypoints.__file__).parent
 
 LAYERS = {
     "helpers": ["_version", "metrics", "_suggest", "_cache", "_safe_io", "_json", "_memory",
-                "_literals"],
+                "_literals", "_notebook", "_signals", "_rundir"],
     "data": ["_csv", "_csv_cache", "data", "synthetic"],
-    "core": ["shared", "layers", "updates", "iterators", "schedules", "callbacks", "progress",
-             "net", "presets", "persist", "checkpoint"],
-    "application": ["reports", "plots", "runs", "sweep", "sweep_report", "specialists"],
+    "core": ["shared", "precision", "layers", "updates", "iterators", "schedules", "callbacks",
+             "progress", "net", "presets", "persist", "checkpoint"],
+    "application": ["reports", "plots", "runs", "sweep", "sweep_report", "specialists",
+                    "notebook"],
     "cli": ["cli"],
 }
 RANK = {name: i for i, name in enumerate(LAYERS)}

@@ -87,3 +87,37 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
 def test_resume_without_a_checkpoint_says_how_to_get_one(tmp_path):
     with pytest.raises(CheckpointError, match="Checkpoint callback"):
         tiny_net().fit(*tiny_data(), resume=tmp_path / "missing.pt")
+
+
+def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path):
+    from facekeypoints.checkpoint import Checkpoint
+
+    X, y = tiny_data()
+    path = tmp_path / "checkpoint.pt"
+    tiny_net(max_epochs=2, callbacks=[Checkpoint(path)]).fit(X, y)
+    assert read_checkpoint(path)["checksum"].startswith("sha256:")
+    raw = bytearray(path.read_bytes())
+    n = len(raw)
+    raw[n // 3:2 * n // 3] = bytes(2 * n // 3 - n // 3)   # zeroed in the middle
+    path.write_bytes(bytes(raw))
+    net = tiny_net(max_epochs=4)
+    with pytest.raises(CheckpointError, match=f"^{path} is") as err:
+        net.fit(X, y, resume=path)
+    assert "damaged" in str(err.value)
+
+
+def test_a_checkpoint_from_before_checksums_still_resumes(tmp_path):
+    from facekeypoints.checkpoint import Checkpoint
+
+    X, y = tiny_data()
+    path = tmp_path / "checkpoint.pt"
+    tiny_net(max_epochs=2, callbacks=[Checkpoint(path)]).fit(X, y)
+    payload = torch.load(path, weights_only=True)
+    del payload["checksum"]
+    payload["version"] = 1
+    torch.save(payload, path)
+    resumed = tiny_net(max_epochs=4).fit(X, y, resume=path)
+    straight = tiny_net(max_epochs=4).fit(X, y)
+    assert len(resumed.history) == 4
+    torch.testing.assert_close(torch.as_tensor(resumed.predict(X)),
+                               torch.as_tensor(straight.predict(X)), rtol=0, atol=0)

@@ -532,6 +532,19 @@ def test_missing_file(tmp_path):
         read_csv(tmp_path / "nope.csv")
 
 
+def test_a_directory_is_not_a_missing_file(tmp_path):
+    write_training(tmp_path / "training.csv", keypoints(2))
+    with pytest.raises(IsADirectoryError, match=r"is a directory, not a CSV file \(it holds "
+                                                r"training.csv\); pass the file itself"):
+        load(tmp_path)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_a_device_is_not_a_missing_file():
+    with pytest.raises(DataFormatError, match="/dev/null is a character device, not a CSV file"):
+        load("/dev/null")
+
+
 # --------------------------------------------------------------------------------------------
 # write_submission
 
@@ -585,6 +598,21 @@ def test_submission_errors(tmp_path):
         write_submission(np.zeros((1, K)), tmp_path / "x.csv", tmp_path / "s.csv")
     with pytest.raises(ValueError, match="finite"):
         write_submission(np.full((1, K), np.nan), good, tmp_path / "s.csv")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_submission_lookup_that_is_not_csv_text_names_the_file(tmp_path):
+    binary = tmp_path / "lookup.bin"
+    binary.write_bytes(bytes([0x50, 0x4B, 0x03, 0x04, 0x9E, 0xFF, 0x00, 0x80]) * 50)
+    with pytest.raises(DataFormatError, match=r"lookup table .*lookup.bin: not a readable CSV "
+                                              r"file \(not UTF-8 text"):
+        write_submission(np.zeros((1, K)), binary, tmp_path / "s.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataFormatError, match="empty.csv: not a readable CSV file .*empty"):
+        write_submission(np.zeros((1, K)), empty, tmp_path / "s.csv")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        write_submission(np.zeros((1, K)), tmp_path, tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
 
 

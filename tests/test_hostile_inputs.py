@@ -613,3 +613,413 @@ def test_reference_parse_reads_the_base_file():
     parsed = _csv.parse_bytes(BASE, "base.csv")
     np.testing.assert_array_equal(parsed.images, ref[0])
     np.testing.assert_array_equal(parsed.keypoints, ref[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged and forged model files and checkpoints. Each is made at test time from a freshly
+# saved tiny net (no binaries committed) and must be refused with ModelFileError (model files)
+# or CheckpointError (checkpoints), both ValueErrors (exit 2 in the CLI), with a message that
+# names the file, before anything is built from it: never another exception, never a net.
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A model file and a checkpoint of a tiny net trained for two epochs."""
+    import torch
+
+    from facekeypoints.checkpoint import Checkpoint
+    from facekeypoints.persist import save_model
+    from tests.conftest import tiny_data, tiny_net
+
+    folder = tmp_path_factory.mktemp("saved")
+    X, y = tiny_data()
+    net = tiny_net(max_epochs=2, callbacks=[("checkpoint", Checkpoint(folder / "ckpt.pt"))])
+    torch.manual_seed(0)
+    net.fit(X, y)
+    save_model(net, folder / "model.pt")
+    return folder
+
+
+def _member_span(raw, suffix):
+    """(start, end) of a stored zip member's bytes: the largest whose name ends with suffix
+    (the largest weight tensor, for suffix '')."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        info = max((i for i in z.infolist() if i.filename.endswith(suffix)),
+                   key=lambda i: i.file_size)
+    # the local header: 30 bytes, then the name and the extra field, then the data
+    name_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little")
+    extra_len = int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len
+    return start, start + info.file_size
+
+
+def _bytes(change):
+    def mutate(src, dst):
+        dst.write_bytes(change(bytearray(src.read_bytes())))
+    return mutate
+
+
+def _zero_middle(raw):                  # the issue's "400 kB zeroed in the middle", scaled
+    n = len(raw)
+    raw[n // 3:2 * n // 3] = bytes(2 * n // 3 - n // 3)
+    return raw
+
+
+def _zero_largest_tensor(raw):         # only tensor bytes: the archive itself stays readable
+    start, end = _member_span(bytes(raw), "")
+    raw[start + 16:end - 16] = bytes(end - start - 32)
+    return raw
+
+
+def _flip_one_weight_bit(raw):
+    start, end = _member_span(bytes(raw), "")
+    raw[(start + end) // 2] ^= 0x01
+    return raw
+
+
+def _random_middle(raw):
+    rng = np.random.default_rng(5)
+    n = len(raw)
+    raw[n // 3:n // 3 + 4096] = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    return raw
+
+
+def _payload(change, reseal=True):
+    """Load, change the payload, save: with a fresh checksum a forged file, else damaged."""
+    def mutate(src, dst):
+        import torch
+
+        from facekeypoints._safe_io import seal
+
+        payload = torch.load(src, weights_only=True)
+        change(payload)
+        torch.save(seal(payload) if reseal and "checksum" in payload else payload, dst)
+    return mutate
+
+
+def _config(**changes):
+    def change(payload):
+        import json
+
+        config = json.loads(payload["config"])
+        for key, value in changes.items():
+            if key.startswith("kw:"):
+                config["layer_kwargs"][key[3:]] = value
+            elif value is _DROP:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        payload["config"] = json.dumps(config)
+    return _payload(change)
+
+
+_DROP = object()
+
+
+def _set(key, value, reseal=True):
+    def change(payload):
+        if value is _DROP:
+            payload.pop(key)
+        else:
+            payload[key] = value
+    return _payload(change, reseal=reseal)
+
+
+def _newer_torch_archive(src, dst):
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as w:
+        for info in z.infolist():
+            data = z.read(info.filename)
+            w.writestr(info, b"99\n" if info.filename.endswith("/version") else data)
+    dst.write_bytes(out.getvalue())
+
+
+def _pickle_bomb(src, dst):
+    import pickle
+
+    from tests.conftest import PickleBomb
+
+    with open(dst, "wb") as f:
+        pickle.dump({"format": "facekeypoints-model", "state_dict": PickleBomb(dst.with_name(
+            "pwned"))}, f)
+
+
+DAMAGED = r"is damaged: its contents do not match the checksum written with it"
+UNREADABLE = r"is not a valid facekeypoints model file: it is damaged or not a torch archive"
+# file -> (how it is made from model.pt, what the message must say after the file's path)
+MODEL_CORPUS = {
+    "zeroed_middle": (_bytes(_zero_middle), f"{DAMAGED}|{UNREADABLE}"),
+    "zeroed_weights": (_bytes(_zero_largest_tensor), DAMAGED),
+    "one_bit_flipped": (_bytes(_flip_one_weight_bit), DAMAGED),
+    "random_bytes_in_middle": (_bytes(_random_middle), f"{DAMAGED}|{UNREADABLE}"),
+    "cut_in_half": (_bytes(lambda raw: raw[:len(raw) // 2]), UNREADABLE),
+    "empty": (_bytes(lambda raw: b""), UNREADABLE),
+    "text_file": (_bytes(lambda raw: b"left_eye_center_x,Image\n1,2 3\n"), UNREADABLE),
+    "pickle_that_runs_code": (_pickle_bomb, UNREADABLE),
+    "newer_torch_archive": (_newer_torch_archive, r"written by a newer PyTorch \(archive "
+                                                  r"version 99; this PyTorch .* reads up to "
+                                                  r"\d+\): upgrade PyTorch"),
+    "newer_format_version": (_set("version", 99), r"written by a newer facekeypoints "
+                                                   r"\(format version 99; this one reads up "
+                                                   r"to 2\): upgrade facekeypoints"),
+    "version_not_a_number": (_set("version", "2"), r"is damaged \(its format version is '2'\)"),
+    "checksum_removed": (_set("checksum", _DROP), r"is damaged: its checksum is missing"),
+    "checksum_garbled": (_set("checksum", "md5:0", reseal=False),
+                         r"is damaged: its checksum is unreadable"),
+    "a_checkpoint": (_set("format", "facekeypoints-checkpoint"),
+                     r"its format is 'facekeypoints-checkpoint', not 'facekeypoints-model'"),
+    "other_format": (_set("format", "safetensors"), r"not one facekeypoints wrote"),
+    "format_not_text": (_set("format", [1]), r"not one facekeypoints wrote"),
+    "config_not_json": (_set("config", "{'layers': "), r"has a damaged config"),
+    "history_not_records": (_set("history", "[1, 2]"), r"has a damaged history"),
+    "weights_not_tensors": (_set("state_dict", {"layers.conv1.0.weight": "x"}),
+                            r"weights are not a dict of floating-point tensors"),
+    "weights_missing": (_payload(lambda p: p["state_dict"].pop("layers.output.0.bias")),
+                        r"the weights do not fit the config \(missing: "
+                        r"\['layers.output.0.bias'\]"),
+    "weights_reshaped": (_payload(lambda p: p["state_dict"].update(
+        {"layers.output.0.weight": p["state_dict"]["layers.output.0.weight"].reshape(16, 30)})),
+        r"layers.output.0.weight is \(16, 30\), the config says \(30, 16\)"),
+    # config keys and values the library never writes
+    "config_sets_criterion": (_config(criterion="torch.nn.L1Loss"),
+                              r"has key\(s\) \['criterion'\] that facekeypoints never writes"),
+    "layer_kwargs_set_criterion": (_config(**{"kw:criterion": "x"}),
+                                   r"layer keyword 'criterion' that is no parameter"),
+    "layer_kwargs_set_callbacks": (_config(**{"kw:callbacks": []}),
+                                   r"layer keyword 'callbacks' that is no parameter"),
+    "layer_kwargs_set_compile": (_config(**{"kw:compile": True}),
+                                 r"layer keyword 'compile' that is no parameter"),
+    "layer_kwargs_route_to_criterion": (_config(**{"kw:criterion__reduction": "sum"}),
+                                        r"layer keyword 'criterion__reduction'"),
+    "unknown_layer_parameter": (_config(**{"kw:hidden_bias": 0}),
+                                r"layer keyword 'hidden_bias' that is no parameter"),
+    "73_GB_layer": (_config(**{"kw:hidden_num_units": 93_000_000}),
+                    r"the weights do not fit the config: layers.hidden.1.weight is \(16, 196\),"
+                    r" the config says \(93000000, 196\)"),
+    "astronomic_layer": (_config(**{"kw:hidden_num_units": 10**30}),
+                         r"hidden_num_units is 10{30}, not a valid value for a DenseLayer"),
+    "negative_layer": (_config(**{"kw:hidden_num_units": -16}), r"hidden_num_units is -16"),
+    "fractional_layer": (_config(**{"kw:conv1_num_filters": 4.5}), r"conv1_num_filters is 4.5"),
+    "filter_too_large": (_config(**{"kw:conv1_filter_size": [99, 99]}),
+                         r"does not describe a net that can be built \(a \(99, 99\) window"),
+    "nonlinearity_code": (_config(**{"kw:hidden_nonlinearity": "os.system"}),
+                          r"hidden_nonlinearity is os.system, not a valid value"),
+    "dropout_p_1": (_config(layers=[["input", "InputLayer"], ["conv1", "Conv2DLayer"],
+                                    ["pool1", "MaxPool2DLayer"], ["hidden", "DenseLayer"],
+                                    ["drop", "DropoutLayer"], ["output", "DenseLayer"]],
+                            **{"kw:drop_p": 1.0}), r"drop_p is 1.0, not a valid value"),
+    "unknown_layer_type": (_config(layers=[["input", "InputLayer"], ["conv1", "EvilLayer"]]),
+                           r"unknown layer type 'EvilLayer'"),
+    "layer_named_max": (_config(layers=[["input", "InputLayer"], ["max", "DenseLayer"]]),
+                        r"invalid or repeated layer name 'max'"),
+    "no_input_layer": (_config(layers=[["hidden", "DenseLayer"], ["output", "DenseLayer"]]),
+                       r"first layer is not an InputLayer"),
+    "layers_not_pairs": (_config(layers="InputLayer"), r"'layers' is not a list of \[name, "),
+    "unknown_update": (_config(update="os.system"), r"unknown update rule 'os.system'"),
+    "hyperparameter_not_of_the_rule": (_config(hyperparameters={"update_beta9": 0.5}),
+                                       r"hyperparameters do not fit its update rule"),
+    "hyperparameter_not_update": (_config(hyperparameters={"criterion": 0.5}),
+                                  r"'hyperparameters' is not a JSON object of update_<name>"),
+    "hyperparameter_nan": (_config(hyperparameters={"update_learning_rate": float("nan")}),
+                           r"'hyperparameters' is not a JSON object"),
+    "max_epochs_text": (_config(max_epochs="100"), r"'max_epochs' is 100, which facekeypoints "
+                                                   r"never writes"),
+    "eval_size_2": (_config(eval_size=2), r"'eval_size' is 2"),
+    "unknown_iterator": (_config(batch_iterators={"train": {"kind": "os.system"}}),
+                         r"unknown batch iterator 'os.system'"),
+    "iterator_extra_key": (_config(batch_iterators={"train": {"kind": "BatchIterator",
+                                                              "batch_size": 16, "x": 1}}),
+                           r"train batch iterator is not"),
+    "iterator_batch_size_0": (_config(batch_iterators={"test": {"kind": "BatchIterator",
+                                                                "batch_size": 0}}),
+                              r"test batch iterator is not"),
+}
+
+
+def test_model_corpus_covers_the_issue():
+    for name in ("zeroed_middle", "random_bytes_in_middle", "config_sets_criterion",
+                 "layer_kwargs_set_callbacks", "layer_kwargs_set_compile", "73_GB_layer",
+                 "newer_torch_archive"):
+        assert name in MODEL_CORPUS
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_CORPUS))
+def test_damaged_or_forged_model_file_is_refused(saved, tmp_path, name):
+    import time
+
+    from facekeypoints import load_model
+    from facekeypoints.persist import ModelFileError, read_model_file
+
+    make, pattern = MODEL_CORPUS[name]
+    bad = tmp_path / f"{name}.pt"
+    make(saved / "model.pt", bad)
+    for read in (read_model_file, load_model):
+        started = time.perf_counter()
+        with pytest.raises(ModelFileError) as err:
+            read(bad)
+        assert type(err.value) is ModelFileError
+        msg = str(err.value)
+        assert msg.startswith(str(bad)), msg
+        assert "\n" not in msg and len(msg) <= MAX_MESSAGE, msg
+        assert re.search(pattern, msg), f"{pattern!r} not in: {msg}"
+        assert time.perf_counter() - started < 10      # refused, never allocated
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_model_corpus_cases_differ_from_the_good_file(saved, tmp_path):
+    """Each recipe really changes the file (a no-op would pass for the wrong reason)."""
+    good = (saved / "model.pt").read_bytes()
+    for name, (make, _) in MODEL_CORPUS.items():
+        make(saved / "model.pt", tmp_path / "x.pt")
+        assert (tmp_path / "x.pt").read_bytes() != good, name
+
+
+@fuzz(40)
+@given(data_=st.data())
+def test_fuzz_damaged_model_file(saved, fuzz_dir, data_):
+    """Any bytes overwritten anywhere: a ModelFileError naming the file, nothing else."""
+    from facekeypoints import load_model
+    from facekeypoints.persist import ModelFileError
+
+    raw = bytearray((saved / "model.pt").read_bytes())
+    for _ in range(data_.draw(st.integers(1, 3))):
+        i = data_.draw(st.integers(0, len(raw) - 1))
+        junk = data_.draw(st.binary(min_size=1, max_size=64))
+        if junk == bytes(raw[i:i + len(junk)]):
+            junk = bytes(b ^ 0xFF for b in junk)
+        raw[i:i + len(junk)] = junk
+    bad = fuzz_dir / "damaged.pt"
+    bad.write_bytes(bytes(raw))
+    try:
+        net = load_model(bad)
+    except ModelFileError as err:
+        assert str(err).startswith(str(bad)) and "\n" not in str(err)
+        return
+    import torch
+
+    # Some bytes of a zip archive carry no content (alignment padding, the archive's random
+    # serialization id): damage there is harmless, and the file must then load as the original.
+    good = load_model(saved / "model.pt")
+    assert net.get_params(deep=False).keys() == good.get_params(deep=False).keys()
+    for (k, a), (_, b) in zip(net.module_.state_dict().items(), good.module_.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert net.saved_history_ == good.saved_history_
+
+
+CHECKPOINT_CORPUS = {
+    "zeroed_middle": (_bytes(_zero_middle), r"is damaged|not a valid facekeypoints checkpoint:"
+                                            r" it is damaged"),
+    "zeroed_weights": (_bytes(_zero_largest_tensor), r"is damaged: its contents do not match"),
+    "random_bytes_in_middle": (_bytes(_random_middle), r"is damaged"),
+    "cut_in_half": (_bytes(lambda raw: raw[:len(raw) // 2]), r"not a valid facekeypoints "
+                                                             r"checkpoint: it is damaged"),
+    "checksum_removed": (_set("checksum", _DROP), r"is damaged: its checksum is missing"),
+    "newer_format_version": (_set("version", 99), r"written by a newer facekeypoints"),
+    "hyperparameter_sets_criterion": (_set("hyperparameters", '{"criterion": 1.0}'),
+                                      r"hyperparameters are not update_<name>: number"),
+    "epoch_negative": (_set("epoch", -1), r"its epoch count is -1"),
+    "weights_not_tensors": (_set("module", {"x": 1}), r"weights are not a dict of tensors"),
+    "history_not_json": (_set("history", "[{"), r"hyperparameters or history are not JSON"),
+    "rng_wrong_size": (_payload(lambda p: p["rng"].update(torch=p["rng"]["torch"][:10])),
+                       r"random generator states are not generator states"),
+    "optimizer_for_another_rule": (_payload(lambda p: p["optimizer"]["param_groups"].append(
+        dict(p["optimizer"]["param_groups"][0]))), r"optimizer state does not fit"),
+    "weights_of_another_net": (_payload(lambda p: p["module"].pop("layers.output.0.bias")),
+                               r"belongs to a different architecture"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINT_CORPUS))
+def test_damaged_or_forged_checkpoint_is_refused(saved, tmp_path, name):
+    import torch
+
+    from facekeypoints.checkpoint import CheckpointError
+    from tests.conftest import tiny_data, tiny_net
+
+    make, pattern = CHECKPOINT_CORPUS[name]
+    bad = tmp_path / "checkpoint.pt"
+    make(saved / "ckpt.pt", bad)
+    net = tiny_net(max_epochs=4)
+    with pytest.raises(CheckpointError) as err:
+        net.fit(*tiny_data(), resume=bad)
+    msg = str(err.value)
+    assert str(bad) in msg and "\n" not in msg, msg
+    assert re.search(pattern, msg), f"{pattern!r} not in: {msg}"
+    assert not getattr(net, "history_", None) or len(net.history_) == 0  # never trained on
+    del torch
+
+
+# The issue's reproductions through the command line: a run trained by `facekeypoints train`,
+# then its model.pt or checkpoint.pt damaged as reported (400 kB zeroed, random bytes).
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    from facekeypoints import cli
+    from facekeypoints.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("cli_run")
+    paths = write_dataset(root / "data", n_train=40, n_test=4)
+    run = root / "run"
+    assert cli.main(["train", "net1", "--data", str(paths["training"]), "--max-epochs", "2",
+                     "--out", str(run), "--checkpoint-every", "1", "--device", "cpu"]) == 0
+    return run, paths["training"]
+
+
+def _damage(path, how):
+    raw = bytearray(path.read_bytes())
+    mid = len(raw) // 2
+    if how == "zeroed 400 kB":
+        raw[mid - 200_000:mid + 200_000] = bytes(400_000)
+    else:
+        raw[mid - 2048:mid + 2048] = np.random.default_rng(1).integers(
+            0, 256, 4096, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["zeroed 400 kB", "random bytes"])
+def test_cli_refuses_a_damaged_model_file(cli_run, tmp_path, capsys, how):
+    import shutil
+
+    from facekeypoints import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(cli_run[0], run)
+    assert (run / "model.pt").stat().st_size > 1_000_000
+    _damage(run / "model.pt", how)
+    capsys.readouterr()
+    for args in (["evaluate", str(run), "--data", str(cli_run[1])],
+                 ["predict", str(run), "--test", str(cli_run[1].with_name("test.csv")),
+                  "-o", str(tmp_path / "out.csv")]):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"error: {run / 'model.pt'} is" in err[0], err
+        assert "damaged" in err[0] and "diverged" not in err[0]
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("how", ["zeroed 400 kB", "random bytes"])
+def test_cli_resume_refuses_a_damaged_checkpoint(cli_run, tmp_path, capsys, how):
+    import shutil
+
+    from facekeypoints import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(cli_run[0], run)
+    model = (run / "model.pt").read_bytes()
+    checkpoint = next((p for p in (run / "checkpoint.pt", run / ".partial" / "checkpoint.pt")
+                       if p.exists()), None)
+    assert checkpoint is not None, f"train left no checkpoint.pt in {sorted(os.listdir(run))}"
+    _damage(checkpoint, how)
+    capsys.readouterr()
+    assert cli.main(["train", "net1", "--resume", str(run), "--max-epochs", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: {checkpoint} is" in err[0], err
+    assert "damaged" in err[0] and "diverged" not in err[0]
+    assert (run / "model.pt").read_bytes() == model       # nothing trained, nothing written

@@ -267,3 +267,83 @@ def test_dense_only_net_like_net1():
 def test_unfitted_presets_pickle_with_device_auto():
     net = pickle.loads(pickle.dumps(fk.presets.net5(), -1))
     assert net.device == "auto" and net.max_epochs == 3000
+
+
+# -- data the net cannot train on: a ValueError naming the problem and the fix, before any
+#    callback or epoch runs (issue 12, point 8) ------------------------------------------------
+
+def _refused(net, X, y, pattern, error=ValueError):
+    with pytest.raises(error, match=pattern):
+        net.fit(X, y)
+    assert len(net.history) == 0, "no epoch may start on refused data"
+
+
+def test_fit_on_no_rows_is_refused():
+    X, y = tiny_data()
+    _refused(tiny_net(), X[:0], y[:0], r"X has no rows \(shape \(0, 1, 16, 16\)\)")
+    _refused(tiny_net(eval_size=0), X[:0], y[:0], "X has no rows")
+
+
+def test_targets_with_fewer_columns_than_output_units_are_refused():
+    X, y = tiny_data()
+    _refused(tiny_net(), X, y[:, :29], "y has 29 columns but the net's output layer has 30 "
+                                       "units: pass targets with 30 columns, or set "
+                                       "output_num_units=29")
+
+
+def test_one_dimensional_targets_are_refused_even_when_the_batch_size_would_broadcast():
+    X, y = tiny_data(n=40)
+    # 30 rows in one batch of 30: (30, 30) - (30,) broadcasts silently inside MSELoss
+    net = tiny_net(eval_size=0, batch_iterator_train=fk.BatchIterator(30))
+    _refused(net, X[:30], y[:30, 0], r"y has shape \(30,\), one value per row, but the net's "
+                                     r"output layer has 30 units: pass y of shape \(30, 30\)")
+    _refused(tiny_net(), X, y[:, :, None], r"y rows have shape \(30, 1\)")
+    one = tiny_net(output_num_units=1)
+    _refused(one, X, y[:, 0], r"reshape\(-1, 1\)")
+    assert one.fit(X, y[:, :1]).predict(X).shape == (40, 1)
+
+
+def test_module_nets_are_checked_against_the_modules_output():
+    X, y = tiny_data()
+    X = X.reshape(40, -1)
+    net = fk.NeuralNet(module=torch.nn.Linear, module__in_features=256, module__out_features=3,
+                       max_epochs=1, verbose=0, device="cpu")
+    _refused(net, X, y, "y has 30 columns but the module's output has 3 units")
+    assert net.fit(X, y[:, :3]).predict(X).shape == (40, 3)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_nan_or_inf_in_X_is_refused_with_the_rows(as_tensor):
+    X, y = tiny_data()
+    X = X.copy()
+    X[7, 0, 3, 3] = np.nan
+    X[9, 0, 0, 0] = np.inf
+    X, y = (torch.as_tensor(X), torch.as_tensor(y)) if as_tensor else (X, y)
+    _refused(tiny_net(), X, y, r"X contains NaN or infinite values in 2 rows \(first: row 7\); "
+                               "clean or drop them")
+
+
+def test_nan_targets_name_the_rows():
+    X, y = tiny_data()
+    y = y.copy()
+    y[[4, 11], 2] = np.nan
+    _refused(tiny_net(), X, y, r"y contains NaN or infinite values in 2 rows \(first: row 4\)")
+
+
+def test_inputs_shaped_unlike_the_input_layer_are_refused():
+    X, y = tiny_data()
+    _refused(tiny_net(), X[:, :, :8, :8], y, r"X rows have 64 values \(shape \(1, 8, 8\)\) but "
+                                             r"the input layer takes 1x16x16 = 256")
+
+
+def test_non_numeric_inputs_are_a_type_error():
+    X, y = tiny_data()
+    _refused(tiny_net(), X.astype(str), y, "X must be numeric", error=TypeError)
+
+
+def test_divergence_message_no_longer_blames_the_inputs():
+    X, y = tiny_data()
+    with pytest.raises(fk.DivergenceError) as info:
+        tiny_net(update_learning_rate=1e6, max_epochs=20).fit(X, y * 1e3)
+    assert "lower update_learning_rate" in str(info.value)
+    assert "check the inputs" not in str(info.value)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import facekeypoints as fk
-from facekeypoints.persist import ModelFileError, load_model, read_model_file, save_model
+from facekeypoints._safe_io import seal
 from facekeypoints.checkpoint import save_checkpoint
+from facekeypoints.persist import ModelFileError, load_model, read_model_file, save_model
 from tests.conftest import PickleBomb, tiny_data, tiny_net
 
 
@@ -47,11 +48,12 @@ def test_a_model_file_that_would_run_code_is_refused_without_running_it(tmp_path
 
 
 def _rewrite_config(path, **changes):
+    """Change the config and write a fresh checksum: a forged file, not a damaged one."""
     payload = torch.load(path, weights_only=True)
     config = json.loads(payload["config"])
     config.update(changes)
     payload["config"] = json.dumps(config)
-    torch.save(payload, path)
+    torch.save(seal(payload), path)
 
 
 def test_unknown_layer_or_update_in_the_config_is_refused(tmp_path):
@@ -82,3 +84,53 @@ def test_saving_over_a_good_file_never_leaves_half_a_file(save, tmp_path, monkey
         save(net, path)
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved.pt"]
+
+
+def _legacy(path):
+    """Rewrite a file as the previous release wrote it: format version 1, no checksum."""
+    payload = torch.load(path, weights_only=True)
+    assert payload["checksum"].startswith("sha256:") and payload["version"] == 2
+    del payload["checksum"]
+    payload["version"] = 1
+    torch.save(payload, path)
+
+
+def test_files_from_before_checksums_still_load_with_the_other_checks(tmp_path):
+    X, y = tiny_data()
+    net = tiny_net(max_epochs=1).fit(X, y)
+    path = save_model(net, tmp_path / "model.pt")
+    _legacy(path)
+    np.testing.assert_array_equal(load_model(path).predict(X), net.predict(X))
+    _rewrite_config(path, layer_kwargs={**read_model_file(path)["config"]["layer_kwargs"],
+                                        "hidden_num_units": 93_000_000})
+    with pytest.raises(ModelFileError, match="weights do not fit the config"):
+        load_model(path)
+    save_model(load_model(save_model(net, path)), path)   # saving again adds a checksum
+    assert torch.load(path, weights_only=True)["checksum"].startswith("sha256:")
+
+
+def test_the_checksum_covers_config_history_and_weights(tmp_path):
+    X, y = tiny_data()
+    path = save_model(tiny_net(max_epochs=1).fit(X, y), tmp_path / "model.pt")
+    good = torch.load(path, weights_only=True)
+    for change in (lambda p: p.update(config=p["config"].replace("16", "17", 1)),
+                   lambda p: p.update(history=p["history"].replace("1", "2", 1)),
+                   lambda p: p["state_dict"]["layers.output.0.bias"].add_(1e-7),
+                   lambda p: p.update(version=1)):
+        payload = {k: (dict(v) if isinstance(v, dict) else v) for k, v in good.items()}
+        payload["state_dict"] = {k: v.clone() for k, v in good["state_dict"].items()}
+        change(payload)
+        torch.save(payload, path)
+        with pytest.raises(ModelFileError, match="is damaged: its contents do not match"):
+            read_model_file(path)
+
+
+def test_memory_layout_does_not_change_the_checksum():
+    from facekeypoints._safe_io import payload_digest
+
+    w = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    nhwc = w.to(memory_format=torch.channels_last)
+    assert payload_digest({"w": w}) == payload_digest({"w": nhwc})
+    assert payload_digest({"w": w}) != payload_digest({"w": w.reshape(2, 3, 20)})
+    assert payload_digest({"a": "1"}) != payload_digest({"a": 1})
+    assert payload_digest({"a": [1, 2]}) != payload_digest({"a": [[1], 2]})

@@ -155,3 +155,35 @@ def test_faces_and_face():
     assert len(offsets) == 13
     ax = plots.plot_face(rng.random((96, 96)), kp[1], title="one")
     assert isinstance(ax, Axes) and ax.get_title() == "one" and len(ax.collections) == 3
+
+
+def test_schedule_plot_names_a_composed_schedule():
+    from facekeypoints.schedules import cosine, warmup
+
+    shape = warmup(0.2, cosine(0.03, 0.0001), start=0.003)
+    ax = plots.plot_schedule([fk.AdjustVariable("update_learning_rate", 0.03, 0.0001),
+                              fk.AdjustVariable("update_learning_rate", schedule=shape)], 10)
+    assert [line.get_label() for line in ax.lines] == [
+        "AdjustVariable('update_learning_rate', 0.03 -> 0.0001)",
+        f"AdjustVariable('update_learning_rate', {shape!r})"]
+
+
+def test_plotting_functions_keep_their_signatures_and_docs():
+    """They are wrapped to show themselves in notebooks; help() and doctests see the original."""
+    import inspect
+
+    for name in ("plot_face", "plot_faces", "plot_learning_curves", "plot_schedule",
+                 "plot_predictions"):
+        func = getattr(plots, name)
+        assert func.__doc__ == func.__wrapped__.__doc__ and func.__module__ == plots.__name__
+        assert inspect.signature(func) == inspect.signature(func.__wrapped__)
+    assert "ax" in inspect.signature(plots.plot_learning_curves).parameters
+
+
+def test_outside_a_notebook_a_figure_is_only_returned(monkeypatch):
+    shown = []
+    monkeypatch.setattr(plots, "show_figure", lambda *a, **k: shown.append(a))
+    ax = plots.plot_learning_curves(history())
+    fig = plots.plot_faces(np.zeros((2, 96, 96)))
+    assert isinstance(ax, Axes) and isinstance(fig, Figure) and shown == []
+    assert not hasattr(fig, "_ipython_display_")

@@ -1,7 +1,9 @@
 """Hyperparameter sweeps: RMSE scorer, grid parsing, Dask == in-process, fallback, CLI."""
 import ast
+import json
 import math
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -261,11 +263,60 @@ def test_cli_end_to_end(tiny_csv, tmp_path, capsys, request):
     (["net9", "--grid", "max_epochs=1,2"], "unknown preset"),
     (["net1", "--grid", "hiden_num_units=10,20"], "did you mean hidden_num_units"),
     (["net1", "--grid", "max_epochs=1,2", "--cv", "1"], "--cv"),
+    # issue 12: checked before the data are loaded and any fit starts
+    (["net1", "--grid", "update_learning_rate=abc,0.01"],
+     "--grid update_learning_rate='abc': expected a number"),
+    (["net1", "--grid", "max_epochs=1,-3"], "--grid max_epochs=-3: max_epochs must be a positive"),
+    (["net1", "--grid", "max_epochs=1,2", "--max-epochs", "-3"], "expected a positive integer"),
+    (["net1", "--grid", "max_epochs=1,2", "--n-iter", "0"], "expected a positive integer"),
+    (["net1", "--grid", "max_epochs=1,2", "--device", "meta"], "--device meta: the meta device"),
+    (["net1", "--grid", "device=cpu,meta"], "--grid device=meta: the meta device"),
+    (["net1", "--grid", "max_epochs=1,2", "--set", "device=meta"], "--set device=meta"),
+    (["net1", "--grid", "max_epochs=1,2", "--set", "update_learning_rate=abc"],
+     "--set update_learning_rate='abc': expected a number"),
+    (["net1", "--grid", "max_epochs=1,2", "--seed", "3", "--set", "random_state=5"],
+     "--seed 3 and --set random_state=5 disagree"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys):
-    assert cli.main(["sweep", *argv]) == 2
+    try:
+        rc = cli.main(["sweep", *argv])
+    except SystemExit as exc:           # argparse's own errors
+        rc = exc.code
+    assert rc == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+    assert err.startswith("facekeypoints sweep: error: ")
+
+
+def test_cli_refuses_a_device_this_machine_lacks_before_any_fit(capsys):
+    import torch
+
+    for device, available in (("cuda", torch.cuda.is_available()),
+                              ("mps", torch.backends.mps.is_available())):
+        if available:
+            continue
+        assert cli.main(["sweep", "net1", "--grid", "max_epochs=1,2", "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"facekeypoints sweep: error: --device {device}: ")
+        assert err.count("\n") == 1 and "not available" in err
+
+
+def test_cli_out_through_a_file_is_refused_before_any_fit(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert cli.main(["sweep", "net1", "--grid", "max_epochs=1,2",
+                     "--out", str(tmp_path / "afile" / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "afile is a file, not a directory" in err and err.count("\n") == 1
+
+
+def test_cli_set_random_state_wins_over_the_seed_default_and_is_recorded(tiny_csv, tmp_path,
+                                                                         capsys):
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", "net1", "--data", str(tiny_csv), "--max-epochs", "1", "--cv", "2",
+                     "--grid", "update_learning_rate=0.01", "--set", "random_state=5",
+                     "--backend", "sequential", "--out", str(out)]) == 0
+    info = json.loads((out / "sweep.json").read_text())
+    assert info["seed"] == 5 and info["set"] == {"random_state": 5}
 
 
 def test_cli_help_describes_the_sweep(capsys):
@@ -286,17 +337,35 @@ def test_a_failing_candidate_scores_nan_and_every_fit_is_reported(data):
     X, y = data
     lines = []
     progress = sweep_report.FitProgress(4, write=lines.append, bar=False)
+    # 29 output units build fine (check_grid passes them) but cannot fit 30-column targets
     with pytest.warns(FitFailedWarning, match="2 fits failed out of a total of 4"):
-        frame = run_sweep(tiny_net(max_epochs=1), X, y, {"hidden_num_units": [16, -1]}, cv=2,
+        frame = run_sweep(tiny_net(max_epochs=1), X, y, {"output_num_units": [30, 29]}, cv=2,
                           backend="sequential", log=None, progress=progress)
     assert np.isnan(frame["mean_rmse_px"].iloc[1]) and list(frame["rank"]) == [1, 2]
-    assert frame.attrs["best_params"] == {"hidden_num_units": 16}
+    assert frame.attrs["best_params"] == {"output_num_units": 30}
     assert len(lines) == 4
-    assert lines[0].startswith("[1/4]  candidate 1/2 fold 1/2  hidden_num_units=16  valid RMSE ")
-    assert lines[3].startswith("[4/4]  candidate 2/2 fold 2/2  hidden_num_units=-1  FAILED: ")
+    assert lines[0].startswith("[1/4]  candidate 1/2 fold 1/2  output_num_units=30  valid RMSE ")
+    assert lines[3].startswith("[4/4]  candidate 2/2 fold 2/2  output_num_units=29  FAILED: "
+                               "ValueError: y has 30 columns but the net's output layer has 29")
     with pytest.raises(sweep.SweepError, match="all the 2 fits failed"):
-        run_sweep(tiny_net(max_epochs=1), X, y, {"hidden_num_units": [-1]}, cv=2,
+        run_sweep(tiny_net(max_epochs=1), X, y, {"output_num_units": [29]}, cv=2,
                   backend="sequential", log=None)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"update_learning_rate": [0.01, "abc"]},
+     "--grid update_learning_rate='abc': expected a number or a shared variable"),
+    ({"max_epochs": [2, -3]}, "--grid max_epochs=-3: max_epochs must be a positive integer"),
+    ({"hidden_num_units": [16, -1]}, "--grid hidden_num_units=-1: "),
+    ({"device": ["cpu", "meta"]}, "--grid device='meta': the meta device holds no data"),
+])
+def test_values_no_fit_could_start_with_are_refused_before_any_fit(data, grid, message):
+    X, y = data
+    reported = []
+    with pytest.raises(sweep.GridError, match=re.escape(message)):
+        run_sweep(tiny_net(max_epochs=1), X, y, grid, cv=2, backend="sequential", log=None,
+                  progress=lambda meta, results: reported.append(meta))
+    assert reported == []
 
 
 # ---------------------------------------------------------------------------------- structure

@@ -26,11 +26,13 @@ _LAZY = {
     "BatchIterator": "iterators", "FlipBatchIterator": "iterators",
     "DivergenceError": "net", "NeuralNet": "net",
     "ModelFileError": "persist", "load_model": "persist", "save_model": "persist",
+    "LivePlot": "notebook",
 }
 # Every public submodule is reachable as ``fk.<name>``, loaded on first use.
 _SUBMODULES = ("callbacks", "checkpoint", "cli", "data", "iterators", "layers", "metrics", "net",
-               "persist", "plots", "presets", "progress", "reports", "runs", "schedules",
-               "specialists", "sweep", "sweep_report", "synthetic", "updates")
+               "notebook", "persist", "plots", "precision", "presets", "progress", "reports",
+               "runs", "schedules", "specialists", "sweep", "sweep_report", "synthetic",
+               "updates")
 
 # What ``from facekeypoints import *`` gives: the old recipe's names (not every submodule, so
 # that names such as ``data`` or ``runs`` never clobber a notebook's variables).

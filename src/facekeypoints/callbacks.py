@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from skorch.callbacks import Callback, PrintLog
 
+from ._notebook import LiveDisplay, in_notebook
 from ._suggest import did_you_mean
 from .schedules import cosine, exponential
 from .shared import float32, is_shared
@@ -566,6 +567,11 @@ class EpochTable(PrintLog):
     Best values are coloured on a terminal and starred elsewhere. With ``verbose`` the
     layer summary and parameter count come first.
 
+    In a notebook (a Jupyter, VS Code or Colab kernel) the rows do not pile up in the cell:
+    the summary and the table are one text output, refreshed in place after every epoch,
+    showing the first rows and the latest ones when there are more than ``max_rows``. The
+    whole history stays in ``net.history``.
+
     Parameters
     ----------
     keys_ignored : sequence of str, default ('train_batch_count', 'valid_batch_count')
@@ -578,6 +584,11 @@ class EpochTable(PrintLog):
         The format of the losses.
     stralign : str, default 'right'
         The alignment of the columns.
+    live : bool, default True
+        In a notebook, and when ``sink`` is ``print``, refresh one table in place; False
+        prints a line per epoch there too.
+    max_rows : int, default 30
+        Rows an in-place table shows at most: the first three, then the latest.
     """
 
     ORDER = ("epoch", "train_loss", "valid_loss", "train_val", "dur",
@@ -585,9 +596,12 @@ class EpochTable(PrintLog):
 
     def __init__(self, keys_ignored: Sequence[str] = ("train_batch_count", "valid_batch_count"),
                  sink: Callable[[str], Any] = print, tablefmt: str = "simple",
-                 floatfmt: str = ".6f", stralign: str = "right"):
+                 floatfmt: str = ".6f", stralign: str = "right", live: bool = True,
+                 max_rows: int = 30):
         super().__init__(keys_ignored=list(keys_ignored), sink=sink, tablefmt=tablefmt,
                          floatfmt=floatfmt, stralign=stralign)
+        self.live = live
+        self.max_rows = max_rows
 
     def _sorted_keys(self, keys):
         rest = [k for k in super()._sorted_keys(keys) if k not in self.ORDER]
@@ -607,5 +621,51 @@ class EpochTable(PrintLog):
 
     def on_train_begin(self, net, **kwargs):
         """Print the layer summary first when the net is verbose and starts afresh."""
+        live = self.live and self.sink is print and net.verbose and in_notebook()
+        self.live_ = _LiveTable(self.max_rows, getattr(self, "live_header_", None)) \
+            if live else None
         if net.verbose and not len(net.history):
-            self.sink(net.layer_summary())
+            if self.live_ is not None:
+                self.live_.lines.append(net.layer_summary())
+            else:
+                self.sink(net.layer_summary())
+
+    def on_epoch_end(self, net, **kwargs):
+        """Print the epoch's row, or refresh the in-place table with it."""
+        live = getattr(self, "live_", None)
+        if live is None:
+            return super().on_epoch_end(net, **kwargs)
+        lines = self.table(net.history[-1]).split("\n")
+        if live.header is None or self.first_iteration_:
+            live.header = self.live_header_ = lines[:2]
+            self.first_iteration_ = False
+        live.rows.append(lines[-1])
+        live.refresh()
+
+    def on_train_end(self, net, **kwargs):
+        """Let go of the notebook output (it keeps the table)."""
+        self.live_ = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "live_": None}   # a notebook output is no training state
+
+
+class _LiveTable:
+    """The summary and the epoch table as one notebook output, refreshed in place."""
+
+    def __init__(self, max_rows, header=None):
+        self.max_rows = max(int(max_rows), 5)
+        self.lines, self.header, self.rows = [], header, []
+        self.display = LiveDisplay()
+
+    def text(self):
+        rows = self.rows
+        if len(rows) > self.max_rows:
+            tail = self.max_rows - 3
+            hidden = len(rows) - 3 - tail
+            rows = rows[:3] + [f"    ... {hidden} more rows (net.history has every epoch)"] \
+                + rows[-tail:]
+        return "\n".join([*self.lines, *(self.header or []), *rows])
+
+    def refresh(self):
+        self.display.show({"text/plain": self.text()})

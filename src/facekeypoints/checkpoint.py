@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +46,10 @@ import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
-from ._safe_io import atomic_torch_save, load_archive
+from ._rundir import disk_errors
+from ._safe_io import atomic_torch_save, load_archive, seal
+from ._signals import StopSignals
+from ._signals import active as active_stop_signals
 from .shared import float32, is_shared
 from .updates import IMPLEMENTATION_FLAGS
 
@@ -63,8 +65,10 @@ __all__ = ["FORMAT", "VERSION", "Checkpoint", "CheckpointError", "read_checkpoin
 
 #: The ``format`` field of every checkpoint file.
 FORMAT = "facekeypoints-checkpoint"
-#: The checkpoint format version this release writes.
-VERSION = 1
+#: The checkpoint format version this release writes (and the newest it reads). Version 2
+#: added the ``checksum``; version 1 checkpoints (without one) are still read.
+VERSION = 2
+_SEALED_SINCE = 2
 
 
 class CheckpointError(ValueError):
@@ -80,11 +84,16 @@ class Checkpoint(Callback):
 
     A skorch callback: pass it in the net's ``callbacks``. Each write replaces the previous
     checkpoint atomically; ``net.fit(X, y, resume=path)`` continues from it. An epoch cut
-    short by an exception is never checkpointed.
+    short by an exception is never checkpointed; a full disk raises one
+    ``OSError`` (ENOSPC) naming ``path``, and the previous checkpoint stays.
 
-    With ``handle_sigint`` the first Ctrl-C lets the running epoch finish, writes a
-    checkpoint and stops training (``net.interrupted_`` is then True); a second Ctrl-C
-    interrupts at once.
+    With ``handle_sigint`` (Ctrl-C) and ``handle_sigterm`` (what SLURM, Kubernetes and
+    systemd send) the first such signal lets the running epoch finish, writes a checkpoint
+    and stops training: ``net.interrupted_`` is then True and ``signal_`` the signal. A
+    second signal interrupts at once (``KeyboardInterrupt``, which skorch's fit loop
+    swallows) and nothing more is written. When the caller already catches the signals
+    with an active ``facekeypoints._signals.StopSignals`` (the command line does, to cover
+    its own writes too), the callback polls that one instead of installing handlers.
 
     Parameters
     ----------
@@ -96,6 +105,15 @@ class Checkpoint(Callback):
     handle_sigint : bool, default False
         Catch Ctrl-C (SIGINT) while training, as described above; only in the main thread.
         The previous handler is restored when training ends.
+    handle_sigterm : bool, default False
+        Catch SIGTERM the same way.
+
+    Attributes
+    ----------
+    signal_ : int or None
+        The signal that stopped the last training (``signal.SIGINT`` or ``SIGTERM``).
+    saved_epoch_ : int or None
+        The epoch count of the last checkpoint this callback wrote.
 
     See Also
     --------
@@ -121,42 +139,75 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path: str | os.PathLike[str] = "checkpoint.pt", every: int | None = 1,
-                 handle_sigint: bool = False) -> None:
+                 handle_sigint: bool = False, handle_sigterm: bool = False) -> None:
         self.path = path
         self.every = every
         self.handle_sigint = handle_sigint
+        self.handle_sigterm = handle_sigterm
 
     def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
-        """Reset the interruption flags and, with ``handle_sigint``, install the Ctrl-C handler."""
+        """Reset the interruption flags and start catching the signals asked for."""
         net.interrupted_ = False
-        self.stop_requested_ = False
-        self.previous_handler_ = None
-        if self.handle_sigint and threading.current_thread() is threading.main_thread():
-            self.previous_handler_ = signal.signal(signal.SIGINT, self._on_sigint)
-
-    def _on_sigint(self, signum, frame):
-        if self.stop_requested_:
-            raise KeyboardInterrupt
-        self.stop_requested_ = True
-        print("\nInterrupted: finishing this epoch, then writing a checkpoint "
-              "(press Ctrl-C again to stop at once).", file=sys.stderr, flush=True)
+        self.signal_ = None
+        self.saved_epoch_ = None
+        self._stop, self._owned = None, False
+        wanted = {s for s, on in ((signal.SIGINT, self.handle_sigint),
+                                  (signal.SIGTERM, self.handle_sigterm)) if on}
+        if not wanted:
+            return
+        outer = active_stop_signals()
+        if outer is not None and wanted <= set(outer.signals):
+            self._stop = outer          # the caller's (the CLI's): it stays graceful after fit
+            outer.graceful = True
+        elif threading.current_thread() is threading.main_thread():
+            self._stop = StopSignals(tuple(sorted(wanted)), graceful=True).__enter__()
+            self._owned = True
+        if self._stop is not None:
+            self._stop.notice = "finishing this epoch, then writing a checkpoint"
 
     def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
-        """Write a checkpoint every ``every`` epochs, or after Ctrl-C, and then stop training."""
+        """Checkpoint every ``every`` epochs, after the last, or after a signal (then stop)."""
         epoch = len(net.history)
-        if self.stop_requested_ or (self.every and epoch % int(self.every) == 0):
-            save_checkpoint(net, self.path)
-        if self.stop_requested_:
+        requested = self._stop is not None and bool(self._stop.received)
+        if requested or epoch >= net.max_epochs or (self.every and epoch % int(self.every) == 0):
+            self._save(net)
+        if requested:
             net.interrupted_ = True
+            self.signal_ = self._stop.requested
             raise KeyboardInterrupt  # skorch ends the fit loop and runs on_train_end
 
     def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
-        """Restore the previous Ctrl-C handler and checkpoint the last complete epoch."""
-        if self.previous_handler_ is not None:
-            signal.signal(signal.SIGINT, self.previous_handler_)
-            self.previous_handler_ = None
-        if len(net.history) and _epoch_complete(net.history[-1]):
+        """Stop catching signals; checkpoint the last complete epoch unless told to stop at once."""
+        stop, aborted = self._stop, self._stop is not None and self._stop.aborted
+        if self._owned:
+            stop.__exit__(None, None, None)
+        self._stop, self._owned = None, False
+        if aborted:              # a second signal: no more writes
+            net.interrupted_ = True
+            self.signal_ = stop.requested
+            return
+        epoch = len(net.history)
+        if epoch and epoch != self.saved_epoch_ and _epoch_complete(net.history[-1]):
+            self._save(net)
+
+    def _save(self, net):
+        with disk_errors(self.path):
             save_checkpoint(net, self.path)
+        self.saved_epoch_ = len(net.history)
+
+
+def _restore_best_scores(net):
+    """Scoring callbacks (skorch's ``PassthroughScoring`` behind ``valid_loss_best``) keep the
+    best score so far in ``best_score_``; take it up from the restored history, so a resumed
+    run marks the same epochs best as an uninterrupted one."""
+    for _, cb in getattr(net, "callbacks_", []):
+        name = getattr(cb, "name_", None) or getattr(cb, "name", None)
+        lower = getattr(cb, "lower_is_better", None)
+        if not hasattr(cb, "best_score_") or not isinstance(name, str) or lower is None:
+            continue
+        scores = [h[name] for h in net.history if h.get(name) is not None]
+        if scores:
+            cb.best_score_ = min(scores) if lower else max(scores)
 
 
 def _epoch_complete(entry):
@@ -189,8 +240,9 @@ def save_checkpoint(net: NeuralNet, path: str | os.PathLike[str]) -> Path:
 
     The state is the weights, the optimizer state, the ``update_*`` values, the state of
     callbacks that keep some (``state_dict``/``load_state_dict``), the history and the
-    random generator states; tensors are moved to the CPU. The :class:`Checkpoint` callback
-    calls this; call it directly to checkpoint at another time.
+    random generator states; tensors are moved to the CPU. A SHA-256 checksum of all of it
+    is stored alongside and verified by :func:`read_checkpoint`. The :class:`Checkpoint`
+    callback calls this; call it directly to checkpoint at another time.
 
     Parameters
     ----------
@@ -217,7 +269,7 @@ def save_checkpoint(net: NeuralNet, path: str | os.PathLike[str]) -> Path:
         "history": _history_json(net),
         "rng": rng,
     }
-    return atomic_torch_save(payload, path)
+    return atomic_torch_save(seal(payload), path)
 
 
 def _to_cpu(obj):
@@ -248,7 +300,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises
     ------
     CheckpointError
-        If there is no checkpoint at ``path`` or the file is not a valid checkpoint.
+        If there is no checkpoint at ``path``, or the file is not a valid checkpoint: it is
+        damaged (unreadable, or its contents do not match the checksum written with it),
+        holds anything but tensors and plain data (never unpickled), comes from a newer
+        format version or PyTorch, or its fields are not what :func:`save_checkpoint`
+        writes. The message names the file. Checkpoints from before checksums (format
+        version 1) are read without one, with the other checks.
     """
     path = Path(path)
     if path.is_dir():
@@ -256,7 +313,59 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; train with a Checkpoint callback "
                               "(CLI: --checkpoint-every N) to be able to resume")
-    return load_archive(path, FORMAT, CheckpointError, "checkpoint")
+    payload = load_archive(path, FORMAT, CheckpointError, "checkpoint", newest=VERSION,
+                           sealed_since=_SEALED_SINCE)
+    problem = _payload_problem(payload)
+    if problem:
+        raise CheckpointError(f"{path} is not a valid facekeypoints checkpoint: {problem}")
+    return payload
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+def _payload_problem(payload):
+    """What is wrong with a checkpoint's fields (None if nothing): checked before any of
+    them reaches the net."""
+    def tensors(d):
+        return isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+    def byte_state(t):
+        return t is None or (isinstance(t, torch.Tensor) and t.dtype == torch.uint8
+                             and t.dim() == 1)
+
+    epoch = payload.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        return f"its epoch count is {epoch!r}"
+    if not tensors(payload.get("module")):
+        return "its weights are not a dict of tensors"
+    optimizer = payload.get("optimizer")
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list)):
+        return "its optimizer state is not an optimizer's state_dict"
+    if not isinstance(payload.get("callbacks"), dict):
+        return "its callback states are not a dict"
+    try:
+        hyper = json.loads(payload["hyperparameters"])
+        history = json.loads(payload["history"])
+    except (KeyError, TypeError, ValueError, RecursionError):
+        return "its hyperparameters or history are not JSON text"
+    if not isinstance(hyper, dict) or not all(
+            isinstance(k, str) and k.startswith("update_") and not k.endswith("_")
+            and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in hyper.items()):
+        return "its hyperparameters are not update_<name>: number"
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        return "its history is not a list of per-epoch records"
+    rng = payload.get("rng")
+    if rng is not None and not (
+            isinstance(rng, dict) and set(rng) <= {"torch", "cuda", "batches"}
+            and all(byte_state(v) for v in rng.values())
+            and (rng.get("torch") is None
+                 or rng["torch"].numel() == torch.get_rng_state().numel())):
+        return "its random generator states are not generator states"
+    return None
 
 
 def restore_checkpoint(net: NeuralNet, path: str | os.PathLike[str]) -> int:
@@ -282,16 +391,22 @@ def restore_checkpoint(net: NeuralNet, path: str | os.PathLike[str]) -> int:
     Raises
     ------
     CheckpointError
-        If the checkpoint is missing or invalid, or belongs to a different architecture.
+        If the checkpoint is missing or invalid (see :func:`read_checkpoint`), or belongs
+        to a different architecture, update rule or set of callbacks.
     """
     payload = read_checkpoint(path)
     try:
         net.module_.load_state_dict(payload["module"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path} belongs to a different architecture: {exc}") from None
+        raise CheckpointError(f"{path} belongs to a different architecture: "
+                              f"{_one_line(exc)}") from None
     chosen = [{flag: group.get(flag) for flag in IMPLEMENTATION_FLAGS}
               for group in net.optimizer_.param_groups]
-    net.optimizer_.load_state_dict(payload["optimizer"])
+    try:
+        net.optimizer_.load_state_dict(payload["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+        raise CheckpointError(f"{path}: its optimizer state does not fit this net's update "
+                              f"rule ({_one_line(exc)})") from None
     for group, flags in zip(net.optimizer_.param_groups, chosen):
         group.update(flags)  # this machine's kernels, not the writer's
     for attr, value in json.loads(payload["hyperparameters"]).items():
@@ -303,7 +418,12 @@ def restore_checkpoint(net: NeuralNet, path: str | os.PathLike[str]) -> int:
     states = payload["callbacks"]
     for name, cb in _stateful_callbacks(net):
         if name in states:
-            cb.load_state_dict(states[name])
+            try:
+                cb.load_state_dict(states[name])
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise CheckpointError(f"{path}: the state of callback {name!r} does not fit "
+                                      f"it ({_one_line(exc)})") from None
     net.history_ = History(json.loads(payload["history"]))
+    _restore_best_scores(net)
     net.set_rng_state(payload["rng"])
     return payload["epoch"]

@@ -126,9 +126,12 @@ def read_csv(path: _PathLike, test: bool = False, *, cache: bool = True) -> Pars
     Raises
     ------
     DataFormatError
-        A ValueError naming the row and column of the first problem in the file.
+        A ValueError naming the row and column of the first problem in the file, or saying
+        that ``path`` is a device, pipe or socket rather than a file.
     FileNotFoundError
-        When ``path`` is not a file.
+        When nothing is at ``path``.
+    IsADirectoryError
+        When ``path`` is a directory (the message lists the CSV files in it).
 
     Examples
     --------
@@ -138,9 +141,7 @@ def read_csv(path: _PathLike, test: bool = False, *, cache: bool = True) -> Pars
     ((7049, 9216), (7049, 30))
     """
     path = Path(os.fspath(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file. Get Kaggle's data as data/README.md "
-                                "says, or call load() with no path for the synthetic default.")
+    _check_regular_file(path)
     if cache:
         parsed = read_cached(path)
     else:
@@ -312,12 +313,16 @@ def write_submission(predictions: ArrayLike | pd.DataFrame, lookup_csv: _PathLik
     import pandas as pd
 
     table, ids = _prediction_table(predictions, image_ids)
-    lookup = lookup_csv if isinstance(lookup_csv, pd.DataFrame) else pd.read_csv(lookup_csv)
+    lookup = (lookup_csv if isinstance(lookup_csv, pd.DataFrame)
+              else _read_lookup(Path(os.fspath(lookup_csv))))
     missing = [c for c in ("RowId", "ImageId", "FeatureName") if c not in lookup.columns]
     if missing:
+        found = [str(c) if len(str(c)) <= 30 else str(c)[:27] + "..."
+                 for c in list(lookup.columns)[:6]]
+        more = ", ..." if len(lookup.columns) > 6 else ""
         raise DataFormatError(
             f"lookup table {_name(lookup_csv)}: missing column(s) {missing}; found "
-            f"{list(lookup.columns)}. Expected Kaggle's IdLookupTable.csv "
+            f"{', '.join(map(repr, found))}{more}. Expected Kaggle's IdLookupTable.csv "
             "(RowId, ImageId, FeatureName[, Location]).")
     features = lookup["FeatureName"].astype(str).str.strip()
     unknown = ~features.isin(KEYPOINT_COLUMNS)
@@ -359,6 +364,30 @@ def write_submission(predictions: ArrayLike | pd.DataFrame, lookup_csv: _PathLik
 
 # --------------------------------------------------------------------------------------------
 # Checks that depend on how the file is used (done after the cache, so it holds one entry)
+
+
+def _check_regular_file(path, kind="CSV"):
+    """Refuse what is not a readable regular file, saying what it is instead."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file. Get Kaggle's data as data/README.md "
+                                "says, or call load() with no path for the synthetic default."
+                                ) from None
+    except OSError as exc:   # e.g. a path through a file, or no permission
+        raise type(exc)(exc.errno, f"{path}: cannot read it ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        inside = [p.name for p in sorted(path.glob("*.csv"))][:3]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise IsADirectoryError(f"{path} is a directory, not a {kind} file{hint}; pass the "
+                                "file itself")
+    if not stat.S_ISREG(mode):
+        what = ("a character device" if stat.S_ISCHR(mode) else "a block device"
+                if stat.S_ISBLK(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+        raise DataFormatError(f"{path} is {what}, not a {kind} file; pass a {kind} file")
 
 
 def _check_kind(parsed, test, name):
@@ -411,6 +440,24 @@ def _no_rows_message(kp, names, parsed, name):
     return (f"{name}: no rows left after dropping rows with missing keypoints: all {len(kp)} "
             f"rows have a gap in at least one of the {len(names)} requested columns. Columns "
             f"with gaps: {listed}. Pass cols= with fewer columns, e.g. cols={best}.")
+
+
+def _read_lookup(path):
+    """``IdLookupTable.csv`` as a DataFrame; a file that is not CSV text names the file."""
+    import pandas as pd
+
+    _check_regular_file(path)
+    try:
+        return pd.read_csv(path)
+    except UnicodeDecodeError as exc:
+        reason = (f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start}; "
+                  "is it a binary or compressed file?")
+    except pd.errors.EmptyDataError:
+        reason = "the file is empty"
+    except pd.errors.ParserError as exc:
+        reason = str(exc).strip().splitlines()[0]
+    raise DataFormatError(f"lookup table {path}: not a readable CSV file ({reason}). Expected "
+                          "Kaggle's IdLookupTable.csv (RowId, ImageId, FeatureName).")
 
 
 def _name(obj):

@@ -24,6 +24,7 @@ from . import _memory
 from .callbacks import EpochTable, NolearnHandlers, EpochSummary
 from .iterators import BatchIterator
 from .layers import LayerStack, build_stack, split_layer_params
+from .precision import autocast, resolve_precision
 from .shared import is_shared, read_value
 from .updates import (build_optimizer, check_hyperparameter, drop_unavailable_kernels,
                       hyperparameter_slots, nesterov_momentum, set_hyperparameter)
@@ -57,6 +58,28 @@ class DivergenceError(FloatingPointError):
     before it. The message names the epoch, the phase (training or validation) and the
     learning rate and momentum in use. A subclass of ``FloatingPointError``.
     """
+
+
+def _refuse_nonfinite(data, what, fix, chunk=2048):
+    """Raise ValueError naming how many rows of ``data`` hold NaN or infinite values."""
+    n = len(data)
+    if isinstance(data, torch.Tensor) and data.device.type == "cpu" and data.dtype in (
+            torch.float16, torch.float32, torch.float64):
+        data = data.detach().numpy()        # no copy; numpy's chunked scan is faster here
+    if isinstance(data, torch.Tensor):
+        if not (data.is_floating_point() or data.is_complex()):
+            return
+        bad = (~torch.isfinite(data.reshape(n, -1)).all(dim=1)).cpu().numpy()
+    else:
+        if not np.issubdtype(data.dtype, np.inexact):
+            return
+        # In chunks: a boolean copy of a whole (7049, 9216) array would be 65 MB.
+        bad = np.concatenate([~np.isfinite(data[i:i + chunk].reshape(
+            len(data[i:i + chunk]), -1)).all(axis=1) for i in range(0, n, chunk)])
+    rows = np.flatnonzero(bad)
+    if len(rows):
+        raise ValueError(f"{what} contains NaN or infinite values in {len(rows)} "
+                         f"row{'s' if len(rows) != 1 else ''} (first: row {rows[0]}); {fix}")
 
 
 class DeviceData:
@@ -177,6 +200,11 @@ class NeuralNet(_SkorchNet):
     device : str or torch.device, default 'auto'
         Where the net trains and predicts: ``'auto'`` is CUDA when available, else the CPU.
         The resolved device is ``device_``; ``device`` itself stays as given.
+    precision : {'32', 'bf16', 'auto'}, default '32'
+        Precision of the forward pass: float32, or bfloat16 mixed precision (the forward
+        pass under ``torch.autocast``, outputs cast back to float32; weights, optimizer state,
+        loss and history stay float32). ``'auto'`` is bf16 where the device runs it natively
+        (see :mod:`facekeypoints.precision`). The resolved value is ``precision_``.
     random_state : int, optional
         Seeds weight initialisation, dropout, and batch shuffling and flips, without
         touching torch's global generator; the same seed on the same machine gives the same
@@ -192,6 +220,8 @@ class NeuralNet(_SkorchNet):
     device_ : str
         The device the net was initialized on: ``device`` with ``'auto'`` resolved (see
         :meth:`resolve_device`).
+    precision_ : str
+        ``'32'`` or ``'bf16'``: ``precision`` with ``'auto'`` resolved for ``device_``.
     module_ : torch.nn.Module
         The initialized network; a ``LayerStack`` for ``layers=`` nets.
     optimizer_ : torch.optim.Optimizer
@@ -264,6 +294,7 @@ class NeuralNet(_SkorchNet):
         device: str | torch.device = "auto",
         random_state: int | None = None,
         warm_start: bool = False,
+        precision: str = "32",
         **kwargs: Any,
     ) -> None:
         replaced = sorted(set(kwargs) & set(_REPLACED))
@@ -294,6 +325,7 @@ class NeuralNet(_SkorchNet):
         self.on_epoch_finished = on_epoch_finished
         self.on_training_finished = on_training_finished
         self.random_state = random_state
+        self.precision = precision
 
     # ------------------------------------------------------------------ parameters
     def layer_params(self) -> dict[str, Any]:
@@ -407,6 +439,7 @@ class NeuralNet(_SkorchNet):
         """
         self._check_configuration()
         self.device_ = self.resolve_device()
+        self.precision_ = resolve_precision(self.precision, self.device_)
         self.rng_states_ = None
         return super().initialize()
 
@@ -440,7 +473,13 @@ class NeuralNet(_SkorchNet):
         torch.Tensor
             The module's output.
         """
-        return self.module_(to_tensor(x, device=self.device_), **fit_params)
+        x = to_tensor(x, device=self.device_)
+        precision = getattr(self, "precision_", "32")
+        if precision == "32":
+            return self.module_(x, **fit_params)
+        with autocast(precision, self.device_):
+            out = self.module_(x, **fit_params)
+        return out.float()  # the loss, the history and the predictions stay float32
 
     def get_loss(self, y_pred: torch.Tensor, y_true: torch.Tensor | np.ndarray,
                  X: Any = None, training: bool = False) -> torch.Tensor:
@@ -494,6 +533,13 @@ class NeuralNet(_SkorchNet):
 
         Raises
         ------
+        ValueError
+            Before training starts, for data the net cannot train on: no rows, ``X`` and
+            ``y`` of different lengths, NaN or infinite values (the message counts the rows
+            and names the first), or rows shaped unlike the input layer or the output layer
+            (e.g. ``y`` with 29 columns, or of shape ``(n,)``, for a 30-unit output layer).
+        TypeError
+            For a torch Dataset or non-numeric data.
         DivergenceError
             If the loss becomes NaN or infinite.
         facekeypoints.checkpoint.CheckpointError
@@ -509,6 +555,132 @@ class NeuralNet(_SkorchNet):
         if remaining > 0:
             self.partial_fit(X, y, epochs=remaining, **fit_params)
         return self
+
+    def partial_fit(self, X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor | None = None,
+                    classes: Any = None, **fit_params: Any) -> NeuralNet:
+        """Check ``X`` and ``y`` against the net, then train on (skorch's ``partial_fit``).
+
+        The checks run before any callback or epoch starts, so that data the net cannot
+        train on end in a ValueError that names the problem and the fix instead of a torch
+        error, a silently broadcast loss or a DivergenceError.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Inputs, as for :meth:`fit`: at least one row, all values finite, each row as
+            many values as the input layer takes.
+        y : array-like or torch.Tensor
+            Targets, as for :meth:`fit`: one per row of ``X``; for regression finite, and
+            each row shaped as the net's output (``(n, 30)`` for a 30-unit output layer).
+        classes : object, optional
+            Unused (scikit-learn's signature).
+        **fit_params
+            Passed on to skorch's ``partial_fit``.
+
+        Returns
+        -------
+        NeuralNet
+            ``self``, trained for ``epochs`` (a fit parameter) or ``max_epochs`` more epochs.
+
+        Raises
+        ------
+        ValueError
+            For no rows, ``X`` and ``y`` of different lengths, NaN or infinite values, or
+            rows shaped unlike the net's input or output layer.
+        TypeError
+            For a torch Dataset or non-numeric data.
+        """
+        if not self.initialized_:
+            self.initialize()
+        self._check_fit_data(X, y)
+        return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    def _check_fit_data(self, X, y):
+        """Refuse data the net cannot train on, with messages that say how to fix them."""
+        if isinstance(X, DeviceData):
+            return
+        if y is None:
+            raise ValueError("fit needs targets: net.fit(X, y)")
+        X = self._numeric(X, "X")
+        n = len(X)
+        if n == 0:
+            raise ValueError(f"X has no rows (shape {tuple(X.shape)}): fit needs at least one; "
+                             "check how the data were loaded (a cols= or filter that dropped "
+                             "every row?)")
+        y = self._numeric(y, "y")
+        if len(y) != n:
+            raise ValueError(f"X has {n} rows but y has {len(y)}; they must match")
+        stack = self._layer_stack()
+        if stack is not None:
+            need, got = int(np.prod(stack.input_shape)), int(np.prod(X.shape[1:]))
+            if need != got:
+                shape = "x".join(map(str, stack.input_shape))
+                raise ValueError(
+                    f"X rows have {got} values (shape {tuple(X.shape[1:])}) but the input "
+                    f"layer takes {shape if shape == str(need) else f'{shape} = {need}'}: "
+                    "pass rows of that size, or set input_shape=(None, ...) to the data's")
+        _refuse_nonfinite(X, "X", "clean or drop them before fit (the net cannot learn from "
+                                   "them; they would make every loss NaN)")
+        if not self.regression:
+            return
+        _refuse_nonfinite(y, "y", "(missing keypoints?) drop incomplete rows first (fk.load "
+                                  "does) or narrow them with cols=")
+        out = self._output_shape(X)
+        if out is None or tuple(y.shape[1:]) == out:
+            return
+        what = ("the net's output layer has" if stack is not None
+                else "the module's output has")
+        if len(out) == 1 and y.ndim == 2:
+            fix = (f"set output_num_units={y.shape[1]}" if stack is not None
+                   else "change the module's output size")
+            columns = f"{y.shape[1]} column{'s' if y.shape[1] != 1 else ''}"
+            raise ValueError(f"y has {columns} but {what} {out[0]} units: pass "
+                             f"targets with {out[0]} columns, or {fix}")
+        if len(out) == 1 and y.ndim == 1:
+            fix = ("y.reshape(-1, 1)" if out[0] == 1
+                   else f"y of shape ({n}, {out[0]}), one column per output")
+            raise ValueError(f"y has shape {tuple(y.shape)}, one value per row, but {what} "
+                             f"{out[0]} unit{'s' if out[0] != 1 else ''}: pass {fix}")
+        raise ValueError(f"y rows have shape {tuple(y.shape[1:])} but {what} shape {out} per "
+                         "row; they must match")
+
+    def _numeric(self, data, what):
+        """``data`` as a numpy array or tensor; TypeError for a Dataset or non-numeric data."""
+        if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.Tensor):
+            raise TypeError(f"pass {what} as a numpy array or a tensor, not a torch Dataset")
+        array = data if isinstance(data, torch.Tensor) else np.asarray(data)
+        if not isinstance(data, torch.Tensor) and not np.issubdtype(array.dtype, np.number):
+            raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
+        if array.ndim == 0:
+            raise ValueError(f"{what} is a single value; pass one row per sample")
+        return array
+
+    def _layer_stack(self):
+        module = getattr(self, "module_", None)
+        module = getattr(module, "_orig_mod", module)      # under torch.compile
+        return module if isinstance(module, LayerStack) else None
+
+    def _output_shape(self, X):
+        """The per-row output shape: a layer list's last layer, else one row run through the
+        module in eval mode (None when that is not possible)."""
+        stack = self._layer_stack()
+        if stack is not None:
+            return tuple(list(stack.shapes.values())[-1])
+        module = getattr(self, "module_", None)
+        if module is None or self.compile:
+            return None
+        was_training = module.training
+        try:
+            row = torch.as_tensor(np.asarray(X[:1]) if not isinstance(X, torch.Tensor)
+                                  else X[:1]).to(device=self.device_, dtype=torch.float32)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                module.eval()
+                out = module(row)
+        except Exception:  # noqa: BLE001 - training will raise the module's own error
+            return None
+        finally:
+            module.train(was_training)
+        return tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None
 
     @contextlib.contextmanager
     def _seeded(self, offset=0, state=None):
@@ -720,13 +892,8 @@ class NeuralNet(_SkorchNet):
         return DeviceData(self._to_device(X, "X"), None if y is None else self._targets(y, len(X)))
 
     def _to_device(self, X, what):
-        if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
-            raise TypeError(f"pass {what} as a numpy array or a tensor, not a torch Dataset")
-        array = X if isinstance(X, torch.Tensor) else np.asarray(X)
-        if not isinstance(X, torch.Tensor) and not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"{what} must be numeric, got dtype {array.dtype}")
-        tensor = torch.as_tensor(array).to(device=self.device_, dtype=torch.float32)
-        return tensor
+        array = self._numeric(X, what)
+        return torch.as_tensor(array).to(device=self.device_, dtype=torch.float32)
 
     def _targets(self, y, n):
         y = y if isinstance(y, torch.Tensor) else np.asarray(y)
@@ -735,9 +902,8 @@ class NeuralNet(_SkorchNet):
         if not self.regression:
             return torch.as_tensor(np.asarray(y)).long().to(self.device_)
         t = self._to_device(y, "y")
-        if not torch.isfinite(t).all():
-            raise ValueError("y contains NaN or infinite values (missing keypoints?): drop "
-                             "incomplete rows first (fk.load does) or narrow them with cols=")
+        _refuse_nonfinite(t, "y", "(missing keypoints?) drop incomplete rows first (fk.load "
+                                  "does) or narrow them with cols=")
         return t
 
     def validation_size(self, n: int) -> int:
@@ -926,8 +1092,9 @@ class NeuralNet(_SkorchNet):
         hyper = ", ".join(f"{k} {entry[k]:g}" for k in ("learning_rate", "momentum") if k in entry)
         raise DivergenceError(
             f"training diverged in epoch {entry.get('epoch', '?')}: the {phase} loss is "
-            f"{loss.item()} ({hyper}). The weights are those from before this step; lower "
-            "update_learning_rate or check the inputs for NaNs.")
+            f"{loss.item()} ({hyper}). The weights are those from before this step. fit "
+            "checked that X and y are finite, so the steps are too large: lower "
+            "update_learning_rate (or scale the targets to about [-1, 1]).")
 
     def forward_iter(self, X: Any, training: bool = False,
                      device: str | torch.device = "cpu") -> Iterator[torch.Tensor]:
@@ -1034,6 +1201,125 @@ class NeuralNet(_SkorchNet):
             lines += ["## Layer information", "",
                       tabulate(rows, headers=["#", "name", "size"]), ""]
         return "\n".join(lines)
+
+    # -- notebook display: IPython's rich reprs (scikit-learn's estimator diagram replaced) ---
+    def _display_facts(self):
+        """What the notebook displays show: status, layer rows, parameter count, settings."""
+        history = getattr(self, "history_", None) if getattr(self, "initialized_", False) \
+            else None
+        epochs = len(history) if history is not None else 0
+        status = (f"fitted, {epochs} epoch{'s' * (epochs != 1)}" if epochs else
+                  "initialized, no training history" if getattr(self, "initialized_", False)
+                  else "not fitted")
+        module = getattr(self, "module_", None) if getattr(self, "initialized_", False) \
+            else None
+        if module is None and self.layers is not None:
+            try:    # the shapes and counts without allocating: build on torch's meta device
+                with torch.device("meta"):
+                    grouped, _ = split_layer_params(self.layers, self.layer_params())
+                    module = build_stack(self.layers, grouped)
+            except Exception:
+                module = None
+        rows, n_params = [], None
+        if module is not None:
+            n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            if isinstance(module, LayerStack):
+                kinds = dict(self.layers or ())
+                for i, (name, shape) in enumerate(module.shapes.items()):
+                    sub = module.layers[name] if name in module.layers else None
+                    spec = kinds.get(name)
+                    kind = getattr(spec, "__name__", None) or type(spec).__name__ \
+                        if not isinstance(spec, str) else spec
+                    rows.append((i, name, kind, "x".join(map(str, shape)),
+                                 sum(p.numel() for p in sub.parameters()) if sub else 0))
+            else:
+                for i, (name, sub) in enumerate(module.named_children()):
+                    rows.append((i, name, type(sub).__name__, "",
+                                 sum(p.numel() for p in sub.parameters())))
+        facts = [("update", getattr(self.update, "__name__", type(self.update).__name__))]
+        for key, label in (("update_learning_rate", "learning rate"),
+                           ("update_momentum", "momentum")):
+            value = getattr(self, key, None)
+            if value is not None:
+                try:
+                    facts.append((label, f"{read_value(value):.6g}"
+                                  + (" (shared)" if is_shared(value) else "")))
+                except Exception:
+                    facts.append((label, repr(value)))
+        facts += [("max_epochs", str(self.max_epochs)), ("eval_size", str(self.eval_size)),
+                  ("device", str(getattr(self, "device_", None) or self.device))]
+        callbacks = [item[0] if isinstance(item, (tuple, list)) else type(item).__name__
+                     for item in (self.callbacks or [])]
+        if callbacks:
+            facts.append(("callbacks", ", ".join(map(str, callbacks))))
+        if epochs:
+            losses = [(row.get("valid_loss"), row.get("epoch")) for row in history]
+            losses = [(v, e) for v, e in losses if v is not None]
+            if losses:
+                best, at = min(losses)
+                text = f"{best:.6f} at epoch {at}"
+                if self.regression:
+                    from .metrics import rmse_px
+                    text += f" (RMSE {rmse_px(best):.2f} px)"
+                facts.append(("best valid loss", text))
+        return status, rows, n_params, facts
+
+    def _repr_pretty_(self, printer, cycle):
+        if cycle:
+            printer.text(f"{type(self).__name__}(...)")
+            return
+        status, rows, n_params, facts = self._display_facts()
+        count = "?" if n_params is None else f"{n_params:,}"
+        lines = [f"{type(self).__name__} ({status}): {count} learnable parameters"]
+        if rows:
+            lines += ["", tabulate([r[1:] for r in rows],
+                                   headers=["layer", "type", "output", "parameters"],
+                                   intfmt=",", disable_numparse=False), ""]
+        lines += [f"{k}: {v}" for k, v in facts]
+        printer.text("\n".join(lines))
+
+    def _repr_html_(self) -> str:
+        import html
+
+        status, rows, n_params, facts = self._display_facts()
+        esc = html.escape
+        colour = "#2e7d32" if status.startswith("fitted") else "#8a6d00"
+        count = "not known until initialized" if n_params is None else f"{n_params:,}"
+        cell = "padding:1px 10px;text-align:{};"
+        head = "".join(f"<th style='{cell.format(a)}'>{h}</th>" for h, a in
+                       (("#", "right"), ("layer", "left"), ("type", "left"),
+                        ("output", "right"), ("parameters", "right")))
+        body = "".join(
+            "<tr>" + "".join(f"<td style='{cell.format(a)}'>{esc(str(v))}</td>" for v, a in
+                             zip((i, name, kind, size, f"{n:,}" if n else ""),
+                                 ("right", "left", "left", "right", "right"))) + "</tr>"
+            for i, name, kind, size, n in rows)
+        table = (f"<table style='border-collapse:collapse;font-size:90%;margin:4px 0'>"
+                 f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>") if rows else ""
+        settings = "".join(f"<tr><td style='{cell.format('left')}color:#666'>{esc(k)}</td>"
+                           f"<td style='{cell.format('left')}'>{esc(v)}</td></tr>"
+                           for k, v in facts)
+        return (f"<div style='border:1px solid #bbb;border-radius:4px;padding:6px 10px;"
+                f"display:inline-block;font-family:monospace'>"
+                f"<div><b>{esc(type(self).__name__)}</b> "
+                f"<span style='color:white;background:{colour};border-radius:3px;"
+                f"padding:0 5px;font-size:85%'>{esc(status)}</span> "
+                f"&middot; {esc(count)} learnable parameters</div>{table}"
+                f"<details><summary>settings</summary><table style='font-size:90%'>"
+                f"{settings}</table></details></div>")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from io import StringIO
+
+        try:
+            from IPython.lib.pretty import PrettyPrinter
+        except ImportError:
+            return {"text/html": self._repr_html_(), "text/plain": repr(self)}
+        stream = StringIO()
+        printer = PrettyPrinter(stream)
+        self._repr_pretty_(printer, False)
+        printer.flush()
+        return {"text/html": self._repr_html_(), "text/plain": stream.getvalue()}
 
     def __getstate__(self):
         state = super().__getstate__()

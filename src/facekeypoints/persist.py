@@ -29,13 +29,16 @@ True
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._json import jsonable
-from ._safe_io import atomic_torch_save, load_archive
+from ._safe_io import atomic_torch_save, load_archive, seal
 from .iterators import BatchIterator, FlipBatchIterator
-from .layers import LAYER_TYPES, layer_class, nonlinearity_name
+from .layers import (LAYER_TYPES, NONLINEARITIES, InputLayer, build_stack, layer_class,
+                     nonlinearity_name, split_layer_params)
 from .progress import EpochProgress
 from .schedules import Schedule
 from .updates import UPDATES
@@ -50,16 +53,30 @@ __all__ = ["FORMAT", "VERSION", "ModelFileError", "build_net", "history_records"
 
 #: The ``format`` field of every model file.
 FORMAT = "facekeypoints-model"
-#: The model file format version this release writes (and the newest it reads).
-VERSION = 1
+#: The model file format version this release writes (and the newest it reads). Version 2
+#: added the ``checksum``; version 1 files (without one) are still read.
+VERSION = 2
+_SEALED_SINCE = 2
+
+# The keys of a model file's config: exactly what :func:`net_config` writes without
+# ``training``. A model file whose config has any other key is refused.
+_MODEL_CONFIG_KEYS = ("batch_iterators", "layers", "layer_kwargs", "update", "hyperparameters",
+                      "regression", "max_epochs", "eval_size", "columns")
+_ITERATOR_KINDS = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator}
+_LAYER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_HYPERPARAMETER = re.compile(r"update_[A-Za-z][A-Za-z0-9_]*\Z")
+_MAX_SIZE = 2**31 - 1       # the largest layer size, stride or batch size a config may name
 
 
 class ModelFileError(ValueError):
     """Raised for a file that is not a facekeypoints model, or one this version cannot build.
 
-    That covers files holding anything but tensors and plain data (never unpickled), a
-    damaged config, a newer format version, unknown layer types, update rules or batch
-    iterators, and weights that do not fit the config. A subclass of ``ValueError``.
+    That covers damaged files (unreadable, or contents that do not match their checksum),
+    files holding anything but tensors and plain data (never unpickled), a newer format
+    version or PyTorch archive version, a config with keys or values :func:`net_config`
+    does not write (unknown layer types, update rules or batch iterators, other NeuralNet
+    keywords), and weights that do not fit the config. The message names the file. A
+    subclass of ``ValueError``.
     """
 
 
@@ -199,14 +216,202 @@ def _iterator_config(iterator):
 def _iterator_from_config(config):
     if not config:
         return None
-    kinds = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator}
-    if config.get("kind") not in kinds:
-        raise ModelFileError(f"the model config names an unknown batch iterator "
-                             f"{config.get('kind')!r}; known: {', '.join(kinds)}")
     kwargs = {"batch_size": int(config["batch_size"])}
     if "flip_indices" in config:
         kwargs["flip_indices"] = [tuple(pair) for pair in config["flip_indices"]]
-    return kinds[config["kind"]](**kwargs)
+    return _ITERATOR_KINDS[config["kind"]](**kwargs)
+
+
+# -------------------------------------------------------------------------------------------
+# Checking a config (from a file: trusted no further than these checks) before building
+
+
+def _is_int(value, low=1, high=_MAX_SIZE):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _is_pair(value, low=1):
+    """An int, or a list of two, each at least ``low``: a filter, pool, stride or pad size."""
+    if isinstance(value, (list, tuple)):
+        return len(value) == 2 and all(_is_int(v, low) for v in value)
+    return _is_int(value, low)
+
+
+def _valid_layer_value(param, value):
+    """Whether ``value`` is what :func:`net_config` can write for a layer's ``param``."""
+    if param == "shape":
+        return (isinstance(value, (list, tuple)) and 2 <= len(value) <= 4
+                and (value[0] is None or _is_int(value[0]))
+                and all(_is_int(v) for v in value[1:]))
+    if param in ("num_units", "num_filters"):
+        return _is_int(value)
+    if param in ("filter_size", "pool_size"):
+        return _is_pair(value)
+    if param == "stride":
+        return value is None or _is_pair(value)
+    if param == "pad":
+        return value in ("same", "valid", None) or _is_pair(value, low=0)
+    if param == "nonlinearity":
+        return value is None or (isinstance(value, str) and value.lower() in NONLINEARITIES)
+    if param == "p":
+        return _is_number(value) and 0 <= value < 1
+    return False
+
+
+def _reserved_keywords():
+    """NeuralNet's own keywords: a layer name must not be a prefix of one (``max`` would make
+    ``max_epochs`` a layer keyword)."""
+    import inspect
+
+    from skorch import NeuralNet as SkorchNet
+
+    from .net import NeuralNet
+
+    names = set()
+    for cls in (NeuralNet, SkorchNet):
+        names |= set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    return names | {"update_"}
+
+
+def _check_config(config, strict):
+    """Raise ModelFileError unless ``config`` holds only what :func:`net_config` writes.
+
+    ``strict`` refuses keys outside the model part (a model file's config); otherwise they
+    are ignored (a run's ``config.json`` adds training plumbing).
+    """
+    if not isinstance(config, dict):
+        raise ModelFileError("the model config is not a JSON object")
+    if strict:
+        unknown = sorted(set(config) - set(_MODEL_CONFIG_KEYS))
+        if unknown:
+            raise ModelFileError(f"the model config has key(s) {unknown} that facekeypoints "
+                                 f"never writes; a model config holds only "
+                                 f"{', '.join(_MODEL_CONFIG_KEYS)}")
+    layers = config.get("layers")
+    if not isinstance(layers, list) or not layers or not all(
+            isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(x, str) for x in e)
+            for e in layers):
+        raise ModelFileError("the model config's 'layers' is not a list of [name, type]")
+    reserved = _reserved_keywords()
+    names = []
+    for name, kind in layers:
+        if kind not in LAYER_TYPES:
+            raise ModelFileError(f"the model config names an unknown layer type {kind!r}; "
+                                 f"known: {', '.join(sorted(LAYER_TYPES))}")
+        if (not _LAYER_NAME.match(name) or name.endswith("_") or name in names
+                or any(r == name or r.startswith(name + "_") for r in reserved)):
+            raise ModelFileError(f"the model config has an invalid or repeated layer name "
+                                 f"{name[:40]!r}")
+        names.append(name)
+    if LAYER_TYPES[layers[0][1]] is not InputLayer:
+        raise ModelFileError("the model config's first layer is not an InputLayer")
+    kinds = {name: kind for name, kind in layers}
+    by_length = sorted(names, key=len, reverse=True)
+    layer_kwargs = config.get("layer_kwargs", {})
+    if not isinstance(layer_kwargs, dict):
+        raise ModelFileError("the model config's 'layer_kwargs' is not a JSON object")
+    for key, value in layer_kwargs.items():
+        name = next((n for n in by_length if key.startswith(n + "_")), None)
+        param = key[len(name) + 1:] if name else None
+        if name is None or param not in LAYER_TYPES[kinds[name]].params:
+            raise ModelFileError(f"the model config has a layer keyword {key[:60]!r} that "
+                                 "is no parameter of its layers")
+        if not _valid_layer_value(param, value):
+            raise ModelFileError(f"the model config's {key} is {str(value)[:60]}, not a valid "
+                                 f"value for a {kinds[name]}")
+    update = config.get("update", "nesterov_momentum")
+    if not isinstance(update, str) or update not in UPDATES:
+        raise ModelFileError(f"the model config names an unknown update rule "
+                             f"{str(update)[:60]!r}; known: {', '.join(sorted(UPDATES))}")
+    hyper = config.get("hyperparameters", {})
+    if not isinstance(hyper, dict) or not all(
+            isinstance(k, str) and _HYPERPARAMETER.match(k) and _is_number(v)
+            for k, v in hyper.items()):
+        raise ModelFileError("the model config's 'hyperparameters' is not a JSON object of "
+                             "update_<name>: finite number")
+    checks = {"regression": lambda v: isinstance(v, bool),
+              "max_epochs": _is_int,
+              "eval_size": lambda v: v is None or (_is_number(v) and 0 <= v < 1),
+              "columns": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v)}
+    for key, ok in checks.items():
+        if key in config and not ok(config[key]):
+            raise ModelFileError(f"the model config's {key!r} is {str(config[key])[:60]}, "
+                                 "which facekeypoints never writes")
+    iterators = config.get("batch_iterators") or {}
+    if not isinstance(iterators, dict) or set(iterators) - {"train", "test"}:
+        raise ModelFileError("the model config's 'batch_iterators' is not "
+                             "{'train': ..., 'test': ...}")
+    for which, it in iterators.items():
+        _check_iterator_config(which, it)
+
+
+def _check_iterator_config(which, config):
+    if config is None:
+        return
+    if not isinstance(config, dict) or config.get("kind") not in _ITERATOR_KINDS:
+        kind = config.get("kind") if isinstance(config, dict) else config
+        raise ModelFileError(f"the model config names an unknown batch iterator "
+                             f"{str(kind)[:60]!r}; known: {', '.join(_ITERATOR_KINDS)}")
+    pairs = config.get("flip_indices", [])
+    if (set(config) - {"kind", "batch_size", "flip_indices"}
+            or not _is_int(config.get("batch_size"))
+            or not isinstance(pairs, list)
+            or not all(isinstance(p, list) and len(p) == 2
+                       and all(_is_int(i, low=0) for i in p) for p in pairs)):
+        raise ModelFileError(f"the model config's {which} batch iterator is not "
+                             "{'kind', 'batch_size'[, 'flip_indices']} as facekeypoints writes it")
+
+
+def _layer_list(config):
+    return [(name, LAYER_TYPES[kind]) for name, kind in config["layers"]]
+
+
+def _layer_kwargs(config):
+    return {k: tuple(v) if isinstance(v, list) else v
+            for k, v in config.get("layer_kwargs", {}).items()}
+
+
+def _expected_weights(config):
+    """``{name: shape}`` of the weights the config's net has, from a net built on the meta
+    device: shapes without memory, so a forged layer size allocates nothing."""
+    import torch
+
+    layers = _layer_list(config)
+    grouped, rest = split_layer_params(layers, _layer_kwargs(config))
+    if rest:           # _check_config has matched every keyword to a layer
+        raise ModelFileError(f"the model config has keywords {sorted(rest)} of no layer")
+    try:
+        with torch.device("meta"):
+            stack = build_stack(layers, grouped)
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:
+        raise ModelFileError(f"the model config does not describe a net that can be built "
+                             f"({exc})") from None
+    return {k: tuple(v.shape) for k, v in stack.state_dict().items()}
+
+
+def _check_weights(config, state_dict):
+    """Raise ModelFileError unless ``state_dict`` is exactly the weights the config's net has."""
+    import torch
+
+    if not isinstance(state_dict, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) and v.is_floating_point()
+            for k, v in state_dict.items()):
+        raise ModelFileError("its weights are not a dict of floating-point tensors")
+    expected = _expected_weights(config)
+    missing = sorted(set(expected) - set(state_dict))
+    extra = sorted(set(state_dict) - set(expected))
+    if missing or extra:
+        raise ModelFileError(f"the weights do not fit the config (missing: {missing[:5]}, "
+                             f"unexpected: {extra[:5]})")
+    for key, shape in expected.items():
+        if tuple(state_dict[key].shape) != shape:
+            raise ModelFileError(f"the weights do not fit the config: {key} is "
+                                 f"{tuple(state_dict[key].shape)}, the config says {shape}")
 
 
 def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
@@ -232,8 +437,10 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
     Raises
     ------
     ModelFileError
-        If the config names a layer type, update rule or batch iterator this version does
-        not know, or its ``layers`` is malformed.
+        If the model part holds anything :func:`net_config` does not write: a layer type,
+        update rule or batch iterator this version does not know, a keyword that is no
+        parameter of its layers, a value of the wrong kind, or a hyperparameter the update
+        rule does not take. Keys outside the model part are ignored.
 
     Examples
     --------
@@ -248,35 +455,32 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
     """
     from .net import NeuralNet
 
-    try:
-        layers = [(str(name), LAYER_TYPES[kind]) for name, kind in config["layers"]]
-    except KeyError as exc:
-        raise ModelFileError(f"the model config names an unknown layer type {exc}; known: "
-                             f"{', '.join(sorted(LAYER_TYPES))}") from None
-    except (TypeError, ValueError):
-        raise ModelFileError("the model config's 'layers' is not a list of [name, type]") from None
-    update = config.get("update", "nesterov_momentum")
-    if update not in UPDATES:
-        raise ModelFileError(f"the model config names an unknown update rule {update!r}; "
-                             f"known: {', '.join(sorted(UPDATES))}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in config.get("layer_kwargs", {}).items()}
+    _check_config(config, strict=False)
     iterators = config.get("batch_iterators") or {}
-    params = dict(layers=layers, update=UPDATES[update], regression=config.get("regression", True),
+    update = UPDATES[config.get("update", "nesterov_momentum")]
+    params = dict(layers=_layer_list(config), update=update,
+                  regression=config.get("regression", True),
                   batch_iterator_train=_iterator_from_config(iterators.get("train")),
                   batch_iterator_test=_iterator_from_config(iterators.get("test")),
                   max_epochs=config.get("max_epochs", 100), eval_size=config.get("eval_size", 0.2),
-                  verbose=0, **kwargs, **config.get("hyperparameters", {}))
+                  verbose=0, **_layer_kwargs(config), **config.get("hyperparameters", {}))
     params.update(overrides)
-    return NeuralNet(**params)
+    net = NeuralNet(**params)
+    try:
+        net.update_hyperparameters()
+    except ValueError as exc:
+        raise ModelFileError(f"the model config's hyperparameters do not fit its update rule "
+                             f"({exc})") from None
+    return net
 
 
 def save_model(net: NeuralNet, path: str | os.PathLike[str], history: bool = True) -> Path:
     """Write ``net``'s weights and config to ``path`` atomically.
 
     The file is a torch archive of tensors and strings only: the weights (on the CPU), the
-    JSON config from :func:`net_config` and, optionally, the training history. It is written
-    to a temporary file and renamed into place; missing folders are created.
+    JSON config from :func:`net_config`, optionally the training history, and a SHA-256
+    checksum of all of them, which :func:`read_model_file` verifies. It is written to a
+    temporary file and renamed into place; missing folders are created.
 
     Parameters
     ----------
@@ -321,11 +525,19 @@ def save_model(net: NeuralNet, path: str | os.PathLike[str], history: bool = Tru
         "state_dict": {k: v.detach().cpu().contiguous()
                        for k, v in net.module_.state_dict().items()},
     }
-    return atomic_torch_save(payload, path)
+    return atomic_torch_save(seal(payload), path)
 
 
 def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check a model file's contents without building a net; never unpickles.
+
+    The checks, in order: the file reads as a weights-only torch archive of this format;
+    its checksum matches its contents (so a damaged file is refused before anything is
+    built from it); its config holds only the keys and kinds of values :func:`net_config`
+    writes; and its weights are exactly the tensors, of exactly the shapes, that the
+    config's net has (worked out without allocating that net). Files written before model
+    files carried a checksum (format version 1) are read without one, with all the other
+    checks; saving them again adds one.
 
     Parameters
     ----------
@@ -336,39 +548,50 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     -------
     dict
         ``format``, ``version``, ``config`` (the dict from :func:`net_config`), ``history``
-        (a list of per-epoch dicts) and ``state_dict`` (CPU tensors).
+        (a list of per-epoch dicts), ``state_dict`` (CPU tensors) and, from version 2 on,
+        ``checksum``.
 
     Raises
     ------
     FileNotFoundError
         If there is no file at ``path``.
     ModelFileError
-        If the file is not a facekeypoints model, comes from a newer format version, or
-        has a damaged config.
+        If the file is damaged, is not a facekeypoints model, comes from a newer format
+        version or PyTorch, or its config or weights fail the checks above. The message
+        names the file.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
     if not path.exists():
         raise FileNotFoundError(f"no model file at {path}")
-    payload = load_archive(path, FORMAT, ModelFileError, "model file")
-    if payload.get("version", 0) > VERSION:
-        raise ModelFileError(f"{path} was written by a newer facekeypoints (format version "
-                             f"{payload['version']}); upgrade to load it")
+    payload = load_archive(path, FORMAT, ModelFileError, "model file", newest=VERSION,
+                           sealed_since=_SEALED_SINCE)
     try:
         payload["config"] = json.loads(payload["config"])
         payload["history"] = json.loads(payload.get("history", "[]"))
-    except (KeyError, TypeError, json.JSONDecodeError):
+    except (KeyError, TypeError, ValueError, RecursionError):
         raise ModelFileError(f"{path} has a damaged config") from None
+    history = payload["history"]
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ModelFileError(f"{path} has a damaged history (not a list of per-epoch records)")
+    try:
+        _check_config(payload["config"], strict=True)
+        _check_weights(payload["config"], payload.get("state_dict"))
+        build_net(payload["config"])        # hyperparameters the update rule takes
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     return payload
 
 
 def load_model(path: str | os.PathLike[str], device: str = "cpu") -> NeuralNet:
     """Rebuild a saved net from a model file (or a run directory holding ``model.pt``).
 
-    The net is built from the file's JSON config with :func:`build_net`, initialized, and
-    given the saved weights; the file is read with ``torch.load(weights_only=True)``, so
-    loading cannot run code.
+    The file is read and checked by :func:`read_model_file` (a damaged file, or a config
+    that does not match its weights, is refused before anything is built), then the net is
+    built from its JSON config with :func:`build_net`, initialized, and given the saved
+    weights. The file is read with ``torch.load(weights_only=True)``, so loading cannot
+    run code.
 
     Parameters
     ----------
@@ -389,7 +612,7 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> NeuralNet:
     FileNotFoundError
         If there is no file at ``path``.
     ModelFileError
-        If the file is not a valid model file or its weights do not fit its config.
+        For every problem with the file (see :func:`read_model_file`); the message names it.
 
     See Also
     --------
@@ -413,12 +636,17 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> NeuralNet:
     >>> np.array_equal(loaded.predict(X), net.predict(X)), len(loaded.saved_history_)
     (True, 2)
     """
-    payload = read_model_file(path)
-    net = build_net(payload["config"], device=device).initialize()
+    payload = read_model_file(path)      # checked: the build below fits the weights
+    try:
+        net = build_net(payload["config"], device=device)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    net.initialize()     # errors here are the device's (e.g. no CUDA), not the file's
     try:
         net.module_.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path}: the weights do not fit the config ({exc})") from None
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the weights do not fit the config "
+                             f"({' '.join(str(exc).split())})") from None
     net.columns_ = payload["config"].get("columns") or None
     net.saved_history_ = payload["history"]
     return net

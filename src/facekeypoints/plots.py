@@ -2,8 +2,15 @@
 
 Every function draws on a given ``Axes``/``Figure`` or builds a ``matplotlib.figure.Figure``
 directly (never through ``pyplot``), so they work under the Agg backend, on headless machines
-and in worker processes; they return the axes or figure and never call ``show``.  Save a
-figure with ``fig.savefig(path)``.
+and in worker processes, and a script never accumulates open figures; they return the axes
+or figure.  Save a figure with ``fig.savefig(path)``.
+
+In a notebook (a Jupyter, VS Code or Colab kernel), a function called without ``ax``/``fig``
+also shows the figure it made in the cell's output, once: the returned axes or figure is
+marked as shown, so being the cell's last expression neither draws it again nor prints
+``<Axes: ...>``. A figure you pass in is yours to show (``facekeypoints.notebook.show``);
+calls made by the library itself (run directories, the command line) show nothing. Outside
+a notebook nothing is displayed and IPython is never imported.
 
 Images are drawn with pixel ``i`` spanning ``[i, i + 1)`` (``extent=(0, 96, 96, 0)``), the
 library's coordinate convention, so keypoints in pixels land on the features they mark.
@@ -14,11 +21,15 @@ when a learning curve is asked for by path.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._notebook import in_notebook, show_figure
 from .data import KEYPOINT_COLUMNS
 from .metrics import IMAGE_SIDE, rmse_px, squared_errors_px, to_pixels
 from .reports import read_history, run_labels
@@ -35,6 +46,31 @@ __all__ = ["plot_face", "plot_faces", "keypoint_sides", "SIDE_COLORS", "plot_lea
 
 #: Marker colours for the subject's left, subject's right and centre keypoints.
 SIDE_COLORS = {"left": "#ff3b30", "right": "#1e90ff", "centre": "#ffd60a"}
+
+
+def _shows(target: str):
+    """Decorate a plotting function: in a notebook, show the figure it made, once.
+
+    ``target`` names its ``ax`` or ``fig`` parameter: only a call that left it None made
+    the figure, and only a call from outside the package (not run directories, the CLI, or
+    one plotting function drawing through another) shows it.
+    """
+    def decorate(func):
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            result = func(*args, **kwargs)
+            if in_notebook():
+                caller = sys._getframe(1).f_globals.get("__name__", "")
+                made_here = signature.bind(*args, **kwargs).arguments.get(target) is None
+                if made_here and caller.split(".")[0] != __name__.split(".")[0]:
+                    show_figure(result if target == "fig" else result.figure, also=result)
+            return result
+
+        return wrapper
+
+    return decorate
 
 
 def keypoint_sides(columns: Sequence[str] = KEYPOINT_COLUMNS) -> list[str]:
@@ -79,6 +115,7 @@ def _as_pixels(kp, scaled: bool) -> np.ndarray:
     return to_pixels(np.asarray(kp, dtype=np.float64).reshape(-1), scaled)
 
 
+@_shows("ax")
 def plot_face(image: ArrayLike, keypoints: ArrayLike | None = None, ax: Axes | None = None,
               columns: Sequence[str] = KEYPOINT_COLUMNS, scaled: bool = False,
               colors: Mapping[str, str] | None = None, marker: str = "o",
@@ -149,6 +186,7 @@ def plot_face(image: ArrayLike, keypoints: ArrayLike | None = None, ax: Axes | N
     return ax
 
 
+@_shows("fig")
 def plot_faces(images: ArrayLike, keypoints: ArrayLike | None = None, fig: Figure | None = None,
                ncols: int = 4, columns: Sequence[str] = KEYPOINT_COLUMNS, scaled: bool = False,
                titles: Sequence[str] | None = None, figsize: tuple[float, float] | None = None,
@@ -288,6 +326,7 @@ def _schedule_of(records, key):
     return [r["epoch"] for r in records], values
 
 
+@_shows("ax")
 def plot_learning_curves(histories: Any, ax: Axes | None = None, show_schedule: bool = True,
                          title: str | None = None) -> Axes:
     """Draw train (dashed) and valid (solid) RMSE in pixels per epoch, on a log axis.
@@ -409,13 +448,16 @@ def _draw_schedules(ax, runs, colours, several, Line2D, widths):
     return handles
 
 
+@_shows("ax")
 def plot_schedule(callbacks: Any, n_epochs: int, ax: Axes | None = None,
                   title: str | None = None, max_epochs: int | None = None) -> Axes:
     """Draw the values AdjustVariable-like callbacks would set over ``n_epochs`` epochs.
 
-    The values are each callback's ``simulate(n_epochs, max_epochs)``. Callbacks adjusting
-    the same hyperparameter share an axis; a second hyperparameter (e.g. momentum next to
-    the learning rate) gets its own axis on the right, dashed, and a third one further right.
+    The values are each callback's ``simulate(n_epochs, max_epochs)``; the legend names each
+    callback with its first and last values, or with the composed schedule it was given as
+    ``schedule=``. Callbacks adjusting the same hyperparameter share an axis; a second
+    hyperparameter (e.g. momentum next to the learning rate) gets its own axis on the right,
+    dashed, and a third one further right.
 
     Parameters
     ----------
@@ -464,9 +506,11 @@ def plot_schedule(callbacks: Any, n_epochs: int, ax: Axes | None = None,
         target = axes[cb.name]
         style = "-" if target is ax else "--"
         values = cb.simulate(n_epochs, max_epochs)   # first -> last: right for any schedule
+        given = getattr(cb, "__dict__", {}).get("schedule")   # a composed schedule= shape
+        shape = (f"{values[0]:g} -> {values[-1]:g}" if given is None else
+                 given.__name__ if inspect.isfunction(given) else repr(given))
         line, = target.plot(epochs, values, style, lw=1.6, color=next(colours),
-                            label=f"{type(cb).__name__}({cb.name!r}, {values[0]:g} -> "
-                                  f"{values[-1]:g})")
+                            label=f"{type(cb).__name__}({cb.name!r}, {shape})")
         handles.append(line)
     for name, target in axes.items():
         label = name.replace("update_", "").replace("_", " ")
@@ -480,6 +524,7 @@ def plot_schedule(callbacks: Any, n_epochs: int, ax: Axes | None = None,
     return ax
 
 
+@_shows("fig")
 def plot_predictions(images: ArrayLike, y_pred: ArrayLike, y_true: ArrayLike | None = None,
                      fig: Figure | None = None, ncols: int = 4, scaled: bool = True,
                      columns: Sequence[str] = KEYPOINT_COLUMNS,

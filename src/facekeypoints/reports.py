@@ -47,13 +47,58 @@ def read_history(run_or_model: str | os.PathLike) -> list[dict[str, Any]]:
         When there is neither a ``history.json`` nor a model file.
     facekeypoints.persist.ModelFileError
         When the model file is not one of ours or is damaged.
+    ValueError
+        When ``history.json`` is not JSON, or not a list of per-epoch records (each a dict
+        with an integer ``epoch``; the losses, ``dur``, ``learning_rate`` and ``momentum``
+        numbers or null where present). The message names the file and the first bad
+        record.
     """
     from .persist import read_model_file  # torch: only when a model file must be read
 
     path = Path(run_or_model)
     if path.is_dir() and (path / "history.json").exists():
-        return json.loads((path / "history.json").read_text())
-    return read_model_file(path)["history"]
+        source = path / "history.json"
+        return _check_history(_read_json(source), source)
+    return _check_history(read_model_file(path)["history"], path)
+
+
+#: Per-epoch fields that hold numbers (or null) where a history has them.
+_NUMBERS = ("train_loss", "valid_loss", "train_val", "dur", "learning_rate", "momentum")
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a JSON text file (it is not UTF-8)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                         f"{exc.colno})") from None
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_history(records, source):
+    """``records`` if they are per-epoch dicts the tables and plots can read; else ValueError."""
+    def bad(problem):
+        return ValueError(f"{source}: not a facekeypoints history ({problem}); expected a list "
+                          'of per-epoch records such as {"epoch": 1, "train_loss": 0.01}')
+
+    if not isinstance(records, list):
+        raise bad(f"the top level is a {type(records).__name__}, not a list")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise bad(f"record {i + 1} is a {type(record).__name__}, not an object")
+        epoch = record.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+            raise bad(f"record {i + 1} has epoch {epoch!r}; epochs are integers from 1")
+        for key in _NUMBERS:
+            value = record.get(key)
+            if value is not None and not _is_number(value):
+                raise bad(f"epoch {epoch} has {key} {value!r}, not a number")
+    return records
 
 
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -70,6 +115,11 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
         What the run was asked to do (preset, ``--set`` overrides, data, seed, wall time);
         ``{}`` when there is no ``run.json`` (e.g. for a model file).
 
+    Raises
+    ------
+    ValueError
+        When ``run.json`` is not JSON, or not a JSON object; the message names the file.
+
     Examples
     --------
     >>> read_run_info("no/such/run")
@@ -77,7 +127,11 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(run_dir) / "run.json"
     if Path(run_dir).is_dir() and path.exists():
-        return json.loads(path.read_text())
+        info = _read_json(path)
+        if not isinstance(info, dict):
+            raise ValueError(f"{path}: not a facekeypoints run.json (the top level is a "
+                             f"{type(info).__name__}, not an object)")
+        return info
     return {}
 
 
@@ -283,7 +337,7 @@ def _best_and_last(histories):
             notes.append(f"{label:<{width}}  best valid RMSE {rmse_px(loss):.2f} px "
                          f"(loss {loss:.6f}, epoch {epoch}); last {rmse_px(end_loss):.2f} px "
                          f"(epoch {end_epoch} of {len(records)})")
-        elif records:
+        elif records and records[-1].get("train_loss") is not None:
             notes.append(f"{label:<{width}}  no validation loss (eval_size=0); last train RMSE "
                          f"{rmse_px(records[-1]['train_loss']):.2f} px")
     return "\n\n" + "\n".join(notes) if notes else ""

@@ -199,11 +199,67 @@ def _settable_names(estimator):
     return sorted(n for n in names if not n.startswith("_"))
 
 
-def check_grid(estimator: Any, param_grid: Mapping[str, Sequence]) -> None:
-    """Fail fast, in this process, on a parameter the net does not have or refuses.
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
 
-    Every candidate is set on a clone (cheap: nothing is initialised), so a typo fails here,
-    with a suggestion, instead of in every worker.
+
+def _device_refusal(device):
+    """Why nets cannot run on ``device`` here, or None (CUDA is not touched to find out)."""
+    if device is None or device == "auto":
+        return None
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return f"{device!r} is not a device (use cpu, cuda, cuda:1, mps or auto)"
+    if dev.type == "cpu":
+        return None
+    if dev.type == "meta":
+        return "the meta device holds no data, so nets cannot train on it"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available here"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+        return None
+    try:
+        torch.empty(1, device=dev)
+    except Exception:  # noqa: BLE001 - torch raises several kinds for a missing backend
+        return f"this machine (or this PyTorch build) has no {dev.type} device"
+    return None
+
+
+def _refusal(estimator, params):
+    """Why the net refuses ``params``: set on a clone and, for a net, built on the CPU."""
+    from sklearn.base import clone
+
+    trial = clone(estimator)
+    try:
+        trial.set_params(**params)
+        if not hasattr(trial, "initialize"):
+            return None
+        problem = _device_refusal(getattr(trial, "device", None))
+        if problem:
+            return problem
+        if "device" in trial.get_params(deep=False):
+            trial.set_params(device="cpu")
+        trial.initialize()
+        if hasattr(trial, "hyperparameter_values"):
+            trial.hyperparameter_values()     # also those the update rule does not take
+    except Exception as exc:  # noqa: BLE001 - whatever the net refuses, said in one line
+        return _one_line(exc)
+    return None
+
+
+def check_grid(estimator: Any, param_grid: Mapping[str, Sequence]) -> None:
+    """Fail fast, in this process, on a parameter the net does not have or a value it refuses.
+
+    Every candidate is set on a clone, so a typo fails here, with a suggestion, instead of
+    in every worker. The net, and a clone with each value of each parameter, are also built
+    on the CPU (``initialize``; a fraction of a second each), so that a value no fit could
+    start with (``update_learning_rate='abc'``, ``max_epochs=-3``, a device this machine
+    does not have) is refused before any fit starts.
 
     Parameters
     ----------
@@ -215,7 +271,8 @@ def check_grid(estimator: Any, param_grid: Mapping[str, Sequence]) -> None:
     Raises
     ------
     GridError
-        An unknown name (with the closest known names), or a candidate ``set_params`` refuses.
+        An unknown name (with the closest known names), a candidate ``set_params`` refuses,
+        a net that cannot be built as it is, or a value it cannot be built with.
     """
     from sklearn.base import clone
     from sklearn.model_selection import ParameterGrid
@@ -235,6 +292,14 @@ def check_grid(estimator: Any, param_grid: Mapping[str, Sequence]) -> None:
             clone(estimator).set_params(**params)
         except (ValueError, TypeError) as exc:
             raise GridError(f"--grid: the net refuses {params}: {exc}") from None
+    problem = _refusal(estimator, {})
+    if problem:
+        raise GridError(f"the net cannot be built with its own settings: {problem}")
+    for key, values in param_grid.items():
+        for value in values:
+            problem = _refusal(estimator, {key: value})
+            if problem:
+                raise GridError(f"--grid {key}={value!r}: {problem}")
 
 
 # ---------------------------------------------------------------------------------- backends

@@ -12,6 +12,8 @@ PRESETS = ("net1", "net2", "net3", "net4", "net5", "net6", "net7")
 MODEL_HELP = "a run directory, a model.pt file, or a specialist ensemble directory"
 DATA_HELP = "a Kaggle training.csv (default: the embedded synthetic faces)"
 DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA when present)"
+#: The nets' ``random_state`` when neither ``--seed`` nor ``--set random_state=N`` is given.
+DEFAULT_SEED = 0
 
 
 class CLIError(Exception):
@@ -81,23 +83,78 @@ def data_name(path):
     return str(path) if path else "embedded synthetic faces"
 
 
-def check_device(device):
-    """Refuse a ``--device`` this machine does not have, before anything is loaded."""
-    if not device or device == "auto":
+def check_device(device, label=None):
+    """Refuse a device this machine does not have, or that nets cannot run on, before
+    anything is loaded. ``label`` is how the error names it (default ``--device DEVICE``)."""
+    if device is None or device == "auto":
         return
+    label = label or f"--device {device}"
     import torch
 
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise CLIError(f"--device: {device!r} is not a device (use cpu, cuda, cuda:1, auto)"
-                       ) from None
+    except (RuntimeError, ValueError, TypeError):
+        raise CLIError(f"{label}: {device!r} is not a device (use cpu, cuda, cuda:1, mps or "
+                       "auto)") from None
+    if dev.type == "cpu":
+        return
+    if dev.type == "meta":
+        raise CLIError(f"{label}: the meta device holds shapes but no data, so nets cannot "
+                       "train or predict on it; use cpu, cuda or auto")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise CLIError(f"--device {device}: CUDA is not available here; use --device cpu")
+            raise CLIError(f"{label}: CUDA is not available here; use cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise CLIError(f"--device {device}: this machine has "
-                           f"{torch.cuda.device_count()} CUDA device(s)")
+            raise CLIError(f"{label}: this machine has {torch.cuda.device_count()} CUDA "
+                           "device(s)")
+        return
+    if dev.type == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        if backend is None or not backend.is_available():
+            raise CLIError(f"{label}: Apple's MPS is not available here (it needs a Mac with "
+                           "Apple silicon and a PyTorch built for it); use cpu")
+        return
+    try:                            # xpu, xla, ...: available when a tensor can live there
+        torch.empty(1, device=dev)
+    except Exception:  # noqa: BLE001 - torch raises several kinds for a missing backend
+        raise CLIError(f"{label}: this machine (or this PyTorch build) has no {dev.type} "
+                       "device; use cpu or auto") from None
+
+
+def output_path(path, option="-o", directory=False):
+    """``path`` (a file, or with ``directory`` a folder), with the folder it goes in created.
+
+    A path through an existing file (``-o afile/x.png``), a file name that is a directory,
+    or a folder that cannot be created is a CLIError naming ``option``.
+    """
+    path = Path(path)
+    folder = path if directory else path.parent
+    if directory and path.exists() and not path.is_dir():
+        raise CLIError(f"{option} {path}: that is a file, not a directory")
+    if not directory and path.is_dir():
+        raise CLIError(f"{option} {path}: that is a directory; give a file name")
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise CLIError(f"{option} {path}: {ancestor} is a file, not a directory")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"{option} {path}: cannot create the directory {folder} "
+                       f"({exc.strerror or one_line(exc)})") from None
+    return path
+
+
+def check_file(path, what):
+    """Refuse an input path that is missing, a directory, or not a regular file."""
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"no such {what}: {path}")
+    if path.is_dir():
+        raise CLIError(f"{what} {path} is a directory, not a CSV file")
+    if not path.is_file():
+        raise CLIError(f"{what} {path} is not a regular file (a device or pipe?)")
 
 
 def check_sets(net, name, sets):
@@ -123,8 +180,71 @@ def check_sets(net, name, sets):
                            f"(see 'facekeypoints train --help')")
 
 
+def seed_setting(args, sets):
+    """The ``random_state`` that ``--seed`` and ``--set random_state=N`` ask for.
+
+    ``--set random_state=N`` wins over ``--seed``'s default; an explicit ``--seed`` that
+    disagrees with it is an error. Without either, :data:`DEFAULT_SEED`. (While a
+    command's ``--seed`` defaults to 0 rather than None, ``--seed 0`` counts as not given.)
+    """
+    seed = getattr(args, "seed", None)
+    if "random_state" in sets:
+        wanted = sets["random_state"]
+        if seed not in (None, DEFAULT_SEED) and seed != wanted:
+            raise CLIError(f"--seed {seed} and --set random_state={wanted!r} disagree; give "
+                           "one of them")
+        return wanted
+    return DEFAULT_SEED if seed is None else seed
+
+
+def device_setting(args, sets):
+    """The device that ``--device`` and ``--set device=X`` ask for, checked (None: neither)."""
+    given = getattr(args, "device", None)
+    if "device" in sets:
+        check_device(sets["device"], label=f"--set device={sets['device']}")
+        if given and given != sets["device"]:
+            raise CLIError(f"--device {given} and --set device={sets['device']} disagree; give "
+                           "one of them")
+        return sets["device"]
+    if given:
+        check_device(given)
+    return given or None
+
+
+def check_settings(net, sets):
+    """Build a CPU copy of ``net`` with the ``--set`` values ``sets``, so that a value it
+    refuses fails now, before any data is loaded, as one line that names the setting."""
+    if not sets:
+        return
+    from sklearn.base import clone
+
+    def refusal(params):
+        trial = clone(net)
+        try:
+            trial.set_params(**params)
+            trial.set_params(device="cpu", verbose=0)
+            trial.initialize()
+            trial.hyperparameter_values()   # also those the update rule does not take
+        except Exception as exc:  # noqa: BLE001 - whatever initialize refuses, said in one line
+            return one_line(exc)
+        return None
+
+    problem = refusal(sets)
+    if problem is None:
+        return
+    for key, value in sets.items():    # name the setting when one alone is refused
+        if refusal({key: value}) == problem:
+            raise CLIError(f"--set {key}={value!r}: {problem}")
+    raise CLIError(f"--set: {problem}")
+
+
 def configure(net, args, sets=None, name="the net"):
-    """Apply --set, --device, --seed and the live progress display to a preset net."""
+    """Apply --set, --device, --seed and the live progress display to a preset net.
+
+    ``--set device=X`` is checked as ``--device X`` is, ``--set random_state=N`` wins over
+    ``--seed``'s default (see :func:`seed_setting`), and the net is built once on the CPU
+    to check the ``--set`` values (see :func:`check_settings`).
+    """
     from tqdm.auto import tqdm
 
     from ..callbacks import EpochTable
@@ -132,11 +252,12 @@ def configure(net, args, sets=None, name="the net"):
 
     params = dict(sets or {})
     check_sets(net, name, params)
-    if getattr(args, "device", None):
-        check_device(args.device)
-        params["device"] = args.device
-    if getattr(args, "seed", None) is not None:
-        params["random_state"] = args.seed
+    device = device_setting(args, params)
+    if device is not None:
+        params["device"] = device
+    if hasattr(args, "seed") or "random_state" in params:
+        params["random_state"] = seed_setting(args, params)
+    check_settings(net, sets)
     try:
         net.set_params(**params)
     except (ValueError, TypeError) as exc:
@@ -213,6 +334,8 @@ def histories(paths):
             records = read_history(p)
         except (FileNotFoundError, ModelFileError) as exc:
             raise CLIError(f"{p}: not a run directory or model file ({one_line(exc)})") from None
+        except ValueError as exc:     # a malformed history.json; the message names it
+            raise CLIError(one_line(exc)) from None
         if not records:
             raise CLIError(f"{p}: the run has no finished epochs")
         found[label] = records

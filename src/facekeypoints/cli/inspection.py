@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import (DATA_HELP, DEVICE_HELP, MODEL_HELP, CLIError, add_command, data_name,
-                      histories, is_ensemble, load_ensemble, load_model, load_training_data,
-                      model_columns, positive_int)
+from ._common import (DATA_HELP, DEVICE_HELP, MODEL_HELP, CLIError, add_command, check_file,
+                      data_name, histories, is_ensemble, load_ensemble, load_model,
+                      load_training_data, model_columns, output_path, positive_int)
 
 if TYPE_CHECKING:
     import argparse
@@ -152,8 +153,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not lookup.exists():
             raise CLIError(f"no --lookup given and no IdLookupTable.csv next to {test}")
     for what, path in (("test file", test), ("lookup table", lookup)):
-        if not Path(path).is_file():
-            raise CLIError(f"no such {what}: {path}")
+        check_file(path, what)
+    output_path(args.output, "-o")
     ids = read_csv(test, test=True).image_ids
     X, _ = load2d(test, test=True)
     y_pred = net.predict(X)
@@ -162,10 +163,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictions = pd.DataFrame(y_pred, columns=columns, index=ids) if len(columns) != 30 else y_pred
     out = write_submission(predictions, lookup, args.output,
                            image_ids=None if len(columns) != 30 else ids)
-    with open(out) as f:
-        n_rows = sum(1 for _ in f) - 1
-    print(f"predicted {len(X)} faces from {test} with {args.model}")
-    print(f"wrote {out} ({n_rows} rows of RowId,Location, pixels clipped to [0, 96])")
+    # one row per lookup row (write_submission checks it); the output may be a FIFO or stdout,
+    # which cannot be read back
+    n_rows = len(pd.read_csv(lookup, usecols=["RowId"]))
+    to_stdout = str(args.output) == "-"
+    report = sys.stderr if to_stdout else sys.stdout   # keep the CSV on stdout clean
+    print(f"predicted {len(X)} faces from {test} with {args.model}", file=report)
+    print(f"wrote {'the submission to stdout' if to_stdout else out} ({n_rows} rows of "
+          "RowId,Location, pixels clipped to [0, 96])", file=report)
     return 0
 
 
@@ -196,9 +201,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
         raise CLIError(f"-o {out}: use a .png, .pdf, .svg or .jpg file name")
+    output_path(out, "-o")
     title = args.title or ("learning curves: " + ", ".join(found))
     ax = plot_learning_curves(found, show_schedule=not args.no_schedule, title=title)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_figure(ax.figure, out, dpi=args.dpi, bbox_inches="tight")
     print(f"wrote {out} ({len(found)} run{'s' if len(found) > 1 else ''}: "
           f"{', '.join(found)})")
@@ -226,13 +231,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """
     from ..reports import read_run_info, recipe_table, run_labels
 
-    print(recipe_table(histories(args.runs), epochs=args.epochs))
-    infos = [(label, read_run_info(p)) for label, p in zip(run_labels(args.runs), args.runs)]
+    found = histories(args.runs)
+    infos = []
+    for label, p in zip(run_labels(args.runs), args.runs):
+        try:
+            infos.append((label, read_run_info(p)))
+        except ValueError as exc:      # a malformed run.json; the message names it
+            raise CLIError(str(exc)) from None
+    print(recipe_table(found, epochs=args.epochs))
     if any(info for _, info in infos):
         print()
         for label, info in infos:
             if info:
-                sets = "".join(f" {k}={v}" for k, v in (info.get("set") or {}).items())
+                given = info.get("set")
+                sets = "".join(f" {k}={v}" for k, v in
+                               (given.items() if isinstance(given, dict) else ()))
                 epochs = info.get("epochs_run", info.get("max_epochs", "?"))
                 print(f"{label}: {info.get('preset', '?')}{sets}; {epochs} epochs on "
                       f"{info.get('rows', '?')} faces ({info.get('data', '?')}) in "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,8 @@ from .._json import jsonable
 from .._literals import parse_value
 from ..sweep import BACKENDS, SCHEDULER_ENV, GridError, check_grid, parse_grid, run_sweep
 from ..sweep_report import format_results, plot_results
+from ._common import (DEFAULT_SEED, check_device, check_settings, device_setting, output_path,
+                      positive_int, seed_setting)
 
 __all__ = ["add_arguments", "register_cli", "cmd_sweep"]
 
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="a parameter and its values (Python literals), repeatable: "
                         "--grid callbacks__adjust_lr__start=0.03,0.01 --grid max_epochs=50,100")
     p.add_argument("--cv", type=int, default=3, metavar="K", help="folds (default 3)")
-    p.add_argument("--n-iter", type=int, metavar="N",
+    p.add_argument("--n-iter", type=positive_int, metavar="N",
                    help="try N random candidates of the grid instead of all of them")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help=f"a Dask scheduler, e.g. tcp://10.0.0.5:8786 (default ${SCHEDULER_ENV}; "
@@ -53,15 +54,17 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="where fits run (default auto: Dask when installed, else local "
                         "joblib processes)")
-    p.add_argument("--max-epochs", type=int, metavar="N", help="epochs per fit (default: "
-                   "the preset's)")
+    p.add_argument("--max-epochs", type=positive_int, metavar="N",
+                   help="epochs per fit (default: the preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="a fixed set_params override, e.g. callbacks__adjust_lr__stop=1e-3")
     p.add_argument("--data", help="a Kaggle training.csv (default: the embedded synthetic faces)")
     p.add_argument("--out", help="directory for results.csv and results.png "
                                  "(default runs/sweep-PRESET)")
     p.add_argument("--device", help="cpu, cuda ... on the workers (default: CUDA when present)")
-    p.add_argument("--seed", type=int, default=0, help="random_state of the nets (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"random_state of the nets (default {DEFAULT_SEED}, or --set "
+                        "random_state=N)")
     p.set_defaults(func=cmd_sweep)
     return p
 
@@ -125,19 +128,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sets = _parse_sets(args.set)
     if args.cv < 2:
         raise GridError(f"--cv must be at least 2, got {args.cv}")
-    overrides = dict(verbose=0, random_state=args.seed)
+    # Everything is checked here, before the data are loaded and any fit starts.
+    seed = seed_setting(args, sets)
+    overrides = dict(verbose=0, random_state=seed)
     if args.max_epochs is not None:
         overrides["max_epochs"] = args.max_epochs
-    if args.device:
-        overrides["device"] = args.device
+    device = device_setting(args, sets)
+    if device is not None:
+        overrides["device"] = device
+    for value in grid.get("device", ()):
+        check_device(value, label=f"--grid device={value}")
     net = presets.get(args.preset, **overrides)
     if sets:
+        check_settings(net, sets)
         try:
             net.set_params(**sets)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             raise GridError(f"--set: {str(exc).splitlines()[0]}") from None
     check_grid(net, grid)
-    out = Path(args.out or f"runs/sweep-{args.preset}")
+    out = output_path(args.out or f"runs/sweep-{args.preset}", "--out", directory=True)
 
     X, y = load2d(args.data)
     n_cand = math.prod(len(v) for v in grid.values())
@@ -146,7 +155,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"{len(X)} faces ({args.data or 'embedded synthetic faces'}), "
           f"{net.max_epochs} max epochs", flush=True)
     frame = run_sweep(net, X, y, grid, cv=args.cv, scheduler=args.scheduler,
-                      n_iter=args.n_iter, backend=args.backend, random_state=args.seed,
+                      n_iter=args.n_iter, backend=args.backend, random_state=seed,
                       progress=True, log=lambda line: print(line, flush=True))
     keys = list(grid)
     print()
@@ -158,13 +167,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         i = int(np.nanargmin(frame["mean_rmse_px"].to_numpy(float)))
         print(f"\nbest: {' '.join(f'{k}={v!r}' for k, v in best.items())}  (valid RMSE "
               f"{frame['mean_rmse_px'].iloc[i]:.3f} ± {frame['std_rmse_px'].iloc[i]:.3f} px)")
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.csv", lambda f: frame.to_csv(f, index=False), text=True)
     ax = plot_results(frame, keys, title=f"{args.preset}: {args.cv}-fold validation RMSE")
     save_figure(ax.figure, out / "results.png", dpi=100)
     info = {"preset": args.preset, "grid": _jsonable(grid), "set": _jsonable(sets),
             "cv": args.cv, "n_iter": args.n_iter, "max_epochs": net.max_epochs,
-            "seed": args.seed, "data": str(args.data or "embedded synthetic faces"),
+            "seed": seed, "data": str(args.data or "embedded synthetic faces"),
             "rows": len(X), "backend": frame.attrs["backend"],
             "seconds": frame.attrs["seconds"], "best_params": _jsonable(best)}
     write_json(out / "sweep.json", info, indent=1)
