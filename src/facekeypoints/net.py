@@ -1148,7 +1148,10 @@ class NeuralNet(_SkorchNet):
         return r2_score(y, y_pred) if self.regression else accuracy_score(y, y_pred)
 
     def n_parameters(self) -> int:
-        """Return the number of learnable parameters of the initialized module.
+        """Return the number of learnable parameters.
+
+        An initialized net counts its module; a ``layers=`` net that is not initialized yet is
+        built on torch's meta device to count them, which allocates no weights.
 
         Returns
         -------
@@ -1161,10 +1164,18 @@ class NeuralNet(_SkorchNet):
         >>> from facekeypoints.layers import DenseLayer, InputLayer
         >>> net = NeuralNet(layers=[('input', InputLayer), ('output', DenseLayer)],
         ...                 input_shape=(None, 4), output_num_units=2, device='cpu')
-        >>> net.initialize().n_parameters()
-        10
+        >>> net.n_parameters(), net.initialize().n_parameters()
+        (10, 10)
         """
-        return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
+        module = getattr(self, "module_", None) if getattr(self, "initialized_", False) \
+            else None
+        if module is None:
+            if self.layers is None:
+                raise AttributeError("n_parameters of a module= net needs net.initialize() first")
+            with torch.device("meta"):
+                grouped, _ = split_layer_params(self.layers, self.layer_params())
+                module = build_stack(self.layers, grouped)
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
     def layer_summary(self) -> str:
         """Return nolearn's opening lines: parameter count, then each layer's output size.

@@ -209,11 +209,13 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         stop = active() or stack.enter_context(StopSignals())
         stack.enter_context(run_directory(out_dir, fresh=resume is None))
         try:
-            net.initialize()
-        except TypeError as exc:
+            n_params = net.n_parameters()       # a layers= net is counted without building it
+        except AttributeError:                  # a module= net: build it to count
+            n_params = sum(p.numel() for p in net.initialize().module_.parameters())
+        except (TypeError, ValueError) as exc:  # a --set value the layers cannot take
             raise CLIError(f"{one_line(exc)}{hint}") from None
         try:
-            check_free_space(out_dir, _BYTES_PER_PARAMETER * net.n_parameters()
+            check_free_space(out_dir, _BYTES_PER_PARAMETER * n_params
                              + _PICTURES_BYTES, f"a {name} run")
         except DiskFullError as exc:
             raise CLIError(str(exc)) from None
@@ -221,7 +223,7 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         carried = dict(run_info or {})
         prior_seconds = float(carried.pop("seconds", 0) or 0)
         info = {"preset": name, "max_epochs": int(net.max_epochs), "set": sets or {},
-                "data": data_label(args.data), "rows": len(X), "device": str(net.device_),
+                "data": data_label(args.data), "rows": len(X), "device": str(net.resolve_device()),
                 "seed": net.random_state, "checkpoint_every": every or None,
                 "run_id": uuid.uuid4().hex[:12], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "facekeypoints": __version__, **carried, "status": "training"}
