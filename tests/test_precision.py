@@ -79,3 +79,31 @@ def test_precision_is_a_parameter_and_auto_resolves_without_changing_it(monkeypa
     assert clone(net).get_params()["precision"] == "auto"
     with pytest.raises(ValueError, match="precision must be one of"):
         _tiny(precision="fp16").fit(X, y)
+
+
+def test_cli_precision_is_recorded_and_used_by_evaluate(tmp_path, capsys):
+    import json
+
+    from facekeypoints import cli, load_model
+    from facekeypoints.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "faces", n_train=40, n_test=4)
+    out = tmp_path / "run"
+    assert cli.main(["train", "net1", "--data", str(data["training"]), "--max-epochs", "1",
+                     "--precision", "bf16", "--device", "cpu", "--out", str(out)]) == 0
+    assert "precision bf16" in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["precision"] == "bf16"
+    net = load_model(out)
+    assert net.precision == "bf16" and net.precision_ == "bf16"
+    assert load_model(out, precision="32").precision_ == "32"
+    assert cli.main(["evaluate", str(out), "--data", str(data["training"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"] > 0
+
+
+def test_model_files_without_precision_load_in_float32(tmp_path):
+    from facekeypoints.persist import build_net, net_config
+
+    config = net_config(_tiny())
+    assert config["precision"] == "32"
+    del config["precision"]                 # as written before precision was recorded
+    assert build_net(config).precision == "32"

@@ -306,3 +306,25 @@ def test_torch_write_failures_are_told_apart(tmp_path, raised, expected):
         assert str(info.value).startswith(f"no space left on the device for {target} (")
     else:
         assert type(info.value) is expected and info.value is raised
+
+
+def test_readers_finish_a_commit_a_kill_cut_short(data, tmp_path, capsys):
+    """compare/plot/evaluate settle a run dir first: never a mix of two runs."""
+    out = tmp_path / "run"
+    assert _train(data, out) == 0
+    # A second writer killed after its commit point: the new files sit in .commit, unmoved.
+    commit = out / ".commit"
+    commit.mkdir()
+    history = json.loads((out / "history.json").read_text())[:1]
+    (commit / "history.json").write_text(json.dumps(history))
+    shutil.copy(out / "model.pt", commit / "model.pt")
+    manifest = read_manifest(out)
+    manifest["files"] = {name: manifest["files"][name] for name in ("model.pt",)} | {
+        "history.json": {"bytes": (commit / "history.json").stat().st_size, "sha256": ""}}
+    (commit / MANIFEST).write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert cli.main(["compare", str(out)]) == 0
+    assert not commit.exists()
+    assert json.loads((out / "history.json").read_text()) == history     # the new run, whole
+    assert set(read_manifest(out)["files"]) == {"model.pt", "history.json"}
+    assert not (out / "run.json").exists()        # not listed by the new run: removed

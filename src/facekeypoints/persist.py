@@ -39,6 +39,7 @@ from ._safe_io import atomic_torch_save, load_archive, seal
 from .iterators import BatchIterator, FlipBatchIterator
 from .layers import (LAYER_TYPES, NONLINEARITIES, InputLayer, build_stack, layer_class,
                      nonlinearity_name, split_layer_params)
+from .precision import PRECISIONS
 from .progress import EpochProgress
 from .schedules import Schedule
 from .updates import UPDATES
@@ -61,7 +62,7 @@ _SEALED_SINCE = 2
 # The keys of a model file's config: exactly what :func:`net_config` writes without
 # ``training``. A model file whose config has any other key is refused.
 _MODEL_CONFIG_KEYS = ("batch_iterators", "layers", "layer_kwargs", "update", "hyperparameters",
-                      "regression", "max_epochs", "eval_size", "columns")
+                      "regression", "max_epochs", "eval_size", "columns", "precision")
 _ITERATOR_KINDS = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator}
 _LAYER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _HYPERPARAMETER = re.compile(r"update_[A-Za-z][A-Za-z0-9_]*\Z")
@@ -162,6 +163,8 @@ def _model_config(net):
         "max_epochs": int(net.max_epochs),
         "eval_size": net.eval_size,
         "columns": list(getattr(net, "columns_", []) or []),
+        # what the net trained with ('32' or 'bf16'); predict and evaluate use it by default
+        "precision": getattr(net, "precision_", None) or getattr(net, "precision", "32"),
     }
 
 
@@ -337,7 +340,8 @@ def _check_config(config, strict):
     checks = {"regression": lambda v: isinstance(v, bool),
               "max_epochs": _is_int,
               "eval_size": lambda v: v is None or (_is_number(v) and 0 <= v < 1),
-              "columns": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v)}
+              "columns": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+              "precision": lambda v: v in PRECISIONS}
     for key, ok in checks.items():
         if key in config and not ok(config[key]):
             raise ModelFileError(f"the model config's {key!r} is {str(config[key])[:60]}, "
@@ -463,7 +467,8 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
                   batch_iterator_train=_iterator_from_config(iterators.get("train")),
                   batch_iterator_test=_iterator_from_config(iterators.get("test")),
                   max_epochs=config.get("max_epochs", 100), eval_size=config.get("eval_size", 0.2),
-                  verbose=0, **_layer_kwargs(config), **config.get("hyperparameters", {}))
+                  precision=config.get("precision", "32"), verbose=0, **_layer_kwargs(config),
+                  **config.get("hyperparameters", {}))
     params.update(overrides)
     net = NeuralNet(**params)
     try:
@@ -584,7 +589,8 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: str | os.PathLike[str], device: str = "cpu") -> NeuralNet:
+def load_model(path: str | os.PathLike[str], device: str = "cpu",
+               precision: str | None = None) -> NeuralNet:
     """Rebuild a saved net from a model file (or a run directory holding ``model.pt``).
 
     The file is read and checked by :func:`read_model_file` (a damaged file, or a config
@@ -599,6 +605,9 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> NeuralNet:
         A model file written by :func:`save_model`, or a folder holding ``model.pt``.
     device : str, default 'cpu'
         The device to place the net on (``'auto'``, ``'cpu'``, ``'cuda'``, ...).
+    precision : {'32', 'bf16', 'auto'}, optional
+        The precision to predict in; by default the one the net trained with (files written
+        before precision was recorded: ``'32'``).
 
     Returns
     -------
@@ -638,7 +647,8 @@ def load_model(path: str | os.PathLike[str], device: str = "cpu") -> NeuralNet:
     """
     payload = read_model_file(path)      # checked: the build below fits the weights
     try:
-        net = build_net(payload["config"], device=device)
+        net = build_net(payload["config"], device=device,
+                        **({} if precision is None else {"precision": precision}))
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     net.initialize()     # errors here are the device's (e.g. no CUDA), not the file's

@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from .net import NeuralNet
 
 __all__ = ["MANIFEST", "PARTIAL", "RUN_FILES", "RunLock", "Stopwatch", "discard_unfinished",
-           "partial_dir", "read_manifest", "settle", "staged", "start_run", "unfinished_run",
-           "write_run"]
+           "partial_dir", "pending_commit", "read_manifest", "settle", "staged", "start_run",
+           "unfinished_run", "write_run"]
 
 #: The files a run directory may hold (the manifest lists those of the run in place).
 RUN_FILES = ("model.pt", "history.json", "history.csv", "run.json", "config.json",
@@ -113,6 +113,22 @@ def _read_json(path):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def pending_commit(run_dir: str | os.PathLike) -> bool:
+    """Whether a writer's commit is under way in ``run_dir``, or was cut short by a kill.
+
+    Parameters
+    ----------
+    run_dir : str or path-like
+        A run directory.
+
+    Returns
+    -------
+    bool
+        True while the folder may hold a mix of two runs: :func:`settle` finishes it.
+    """
+    return (Path(run_dir) / _COMMIT).exists()
 
 
 def settle(run_dir: str | os.PathLike, wait: float = 10.0) -> bool:

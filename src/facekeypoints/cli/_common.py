@@ -11,6 +11,9 @@ from .._suggest import close_matches
 PRESETS = ("net1", "net2", "net3", "net4", "net5", "net6", "net7")
 MODEL_HELP = "a run directory, a model.pt file, or a specialist ensemble directory"
 DATA_HELP = "a Kaggle training.csv (default: the embedded synthetic faces)"
+PRECISION_HELP = ("32 (float32), bf16 (bfloat16 mixed precision) or auto (bf16 where the "
+                  "device runs it natively: a CUDA GPU with bf16, a CPU with AMX or "
+                  "AVX512-BF16)")
 DEVICE_HELP = "cpu, cuda, cuda:1 ... (default: CUDA when present)"
 #: The nets' ``random_state`` when neither ``--seed`` nor ``--set random_state=N`` is given.
 DEFAULT_SEED = 0
@@ -255,6 +258,8 @@ def configure(net, args, sets=None, name="the net"):
     device = device_setting(args, params)
     if device is not None:
         params["device"] = device
+    if getattr(args, "precision", None):
+        params["precision"] = args.precision
     if hasattr(args, "seed") or "random_state" in params:
         params["random_state"] = seed_setting(args, params)
     check_settings(net, sets)
@@ -278,7 +283,7 @@ def make_net(name, max_epochs, args, sets):
     return configure(net, args, sets, name=name)
 
 
-def load_model(path, device=None):
+def load_model(path, device=None, precision=None):
     """A saved net from a run directory or model file; missing paths are CLIErrors."""
     from ..persist import load_model as load
 
@@ -286,10 +291,11 @@ def load_model(path, device=None):
     path = Path(path)
     if not path.exists():
         raise CLIError(f"no run directory or model file at {path}")
+    settle_run(path)
     if path.is_dir() and not (path / "model.pt").exists():
         raise CLIError(f"{path} is a directory without model.pt (not a run directory)")
     # A file that is not ours raises ModelFileError (a ValueError): one line, exit 2.
-    return load(path, device=device or "auto")
+    return load(path, device=device or "auto", precision=precision)
 
 
 def model_columns(net):
@@ -320,6 +326,17 @@ def load_ensemble(path, device=None):
     return load(path, device=device or "auto")
 
 
+def settle_run(path):
+    """Before reading a run directory, finish a commit a killed writer left half done, so
+    that a reader sees the previous run or the new one, never a mix (``runs.settle``)."""
+    from ..runs import pending_commit, settle
+
+    folder = Path(path)
+    folder = folder if folder.is_dir() else folder.parent
+    if pending_commit(folder) and not settle(folder):
+        raise CLIError(f"{folder}: another process is still writing this run; try again")
+
+
 def histories(paths):
     """``{label: records}`` of run directories or model files; unreadable ones are CLIErrors."""
     from ..persist import ModelFileError
@@ -328,6 +345,7 @@ def histories(paths):
     for p in paths:
         if not Path(p).exists():
             raise CLIError(f"no run directory or model file at {p}")
+        settle_run(p)
     found = {}
     for label, p in zip(run_labels(paths), paths):
         try:

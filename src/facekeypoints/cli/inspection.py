@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import (DATA_HELP, DEVICE_HELP, MODEL_HELP, CLIError, add_command, check_file,
-                      data_name, histories, is_ensemble, load_ensemble, load_model,
+from ..precision import PRECISIONS
+from ._common import (DATA_HELP, DEVICE_HELP, MODEL_HELP, PRECISION_HELP, CLIError, add_command,
+                      check_file, data_name, histories, is_ensemble, load_ensemble, load_model,
                       load_training_data, model_columns, output_path, positive_int)
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if is_ensemble(args.model):
         return _evaluate_ensemble(args)
-    net = load_model(args.model, args.device)
+    net = load_model(args.model, args.device, args.precision)
     columns = model_columns(net)
     X, y = load_training_data(args.data, cols=None if len(columns) == 30 else columns)
     if args.split != "all":
@@ -140,7 +141,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         net = load_ensemble(args.model, args.device)
         columns = net.covered_columns
     else:
-        net = load_model(args.model, args.device)
+        net = load_model(args.model, args.device, args.precision)
         columns = model_columns(net)
     test, lookup = args.test, args.lookup
     if test is None:
@@ -273,6 +274,8 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "net used when trained on this file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help=PRECISION_HELP + " (default: the one the model trained with)")
 
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
@@ -295,6 +298,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="submission.csv", metavar="CSV",
                    help="submission to write (default: submission.csv)")
     p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help=PRECISION_HELP + " (default: the one the model trained with)")
 
 
 def add_plot(sub: argparse._SubParsersAction) -> None:

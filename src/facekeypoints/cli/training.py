@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._common import (DATA_HELP, DEVICE_HELP, PRESETS, CLIError, add_command, data_name,
-                      key_value, load_model, load_training_data, make_net, one_line,
+from ..precision import PRECISIONS, resolve_precision
+from ._common import (DATA_HELP, DEVICE_HELP, PRECISION_HELP, PRESETS, CLIError, add_command,
+                      data_name, key_value, load_model, load_training_data, make_net, one_line,
                       positive_int)
 
 if TYPE_CHECKING:
@@ -224,6 +225,7 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         prior_seconds = float(carried.pop("seconds", 0) or 0)
         info = {"preset": name, "max_epochs": int(net.max_epochs), "set": sets or {},
                 "data": data_label(args.data), "rows": len(X), "device": str(net.resolve_device()),
+                "precision": resolve_precision(net.precision, net.resolve_device()),
                 "seed": net.random_state, "checkpoint_every": every or None,
                 "run_id": uuid.uuid4().hex[:12], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "facekeypoints": __version__, **carried, "status": "training"}
@@ -238,7 +240,8 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         again = (" (resuming)" if resume else
                  " (replacing the run there)" if (out_dir / "model.pt").exists() else "")
         print(f"\n=== {name}: {net.max_epochs} epochs on {len(X)} faces "
-              f"({data_name(args.data)}) -> {out_dir}{again} ===", flush=True)
+              f"({data_name(args.data)}) -> {out_dir}{again}, precision "
+              f"{info['precision']} ===", flush=True)
         config = net_config(net, training=True)
         resume_hint = f"Continue with: facekeypoints train {name} --resume {out_dir}"
         stop.graceful = True          # the first signal finishes the epoch, a second insists
@@ -609,6 +612,7 @@ def _training_flags(p, default_out):
     p.add_argument("--out", default=None if default_out == "runs/PRESET" else default_out,
                    metavar="RUN_DIR", help=f"run directory to write (default: {default_out})")
     p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP + " (default: 32)")
     p.add_argument("--seed", type=int, default=None,
                    help="random_state of the nets (default 0; a resumed run keeps its own)")
 
