@@ -202,7 +202,7 @@ def _roll_forward(out):
         os.replace(commit / MANIFEST, out / MANIFEST)
     # No manifest in .commit: it was already put in place, only the folder is left.
     shutil.rmtree(commit, ignore_errors=True)
-    _fsync_dir(out)
+    _fsync(out)
 
 
 def _plain_name(name):
@@ -210,17 +210,9 @@ def _plain_name(name):
             and os.sep not in name and "/" not in name)
 
 
-def _fsync_dir(folder):
+def _fsync(path):
+    """Flush a file's or a folder's entry to disk (best effort: not every system can)."""
     with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_file(path):
-    with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -274,20 +266,20 @@ def staged(run_dir: str | os.PathLike, run_id: str | None = None) -> Iterator[Pa
             files = {}
             for path in sorted(stage.iterdir()):
                 if path.is_file() and _plain_name(path.name):
-                    _fsync_file(path)
+                    _fsync(path)
                     files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
             manifest = {"format": _FORMAT, "version": 1, "run_id": run_id, "files": files,
                         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             with disk_errors(out / MANIFEST):
                 atomic_write(stage / MANIFEST, lambda f: f.write(
                     json.dumps(manifest, indent=1) + "\n"), text=True, fsync=True)
-            _fsync_dir(stage)
+            _fsync(stage)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
         with deferred():            # the commit point, then renames: no signal in between
             os.rename(stage, out / _COMMIT)
-            _fsync_dir(out)
+            _fsync(out)
             _roll_forward(out)
 
 
