@@ -183,6 +183,29 @@ def test_recipe(env):
     assert proc.returncode == 0, proc.stderr
     assert (out / "net1" / "model.pt").is_file() and (out / "learning_curves.png").is_file()
     assert "best valid RMSE" in proc.stdout
+    # The quick run states its budget, and trains with the quick batch size it states.
+    assert "1 epochs each on" in proc.stdout and "training batch 16" in proc.stdout
+    config = json.loads((out / "net1" / "config.json").read_text())
+    assert "16" in json.dumps(config["batch_iterator_train"])
+
+
+def test_recipe_batch_size_flag(env):
+    out = env["root"] / "recipe-bs"
+    proc = run(env, "recipe", "--nets", "net1", "--epochs", 1, "--batch-size", 7, "--data",
+               env["paths"]["training"], "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "training batch 7" in proc.stdout and "recipe's is 128" not in proc.stdout
+
+
+def test_with_batch_size_copies_the_iterator():
+    from facekeypoints.cli.training import with_batch_size
+    from facekeypoints.iterators import FlipBatchIterator
+
+    original = FlipBatchIterator(batch_size=128, shuffle=True)
+    copied = with_batch_size(original, 16)
+    assert type(copied) is FlipBatchIterator and copied.shuffle
+    assert (copied.batch_size, original.batch_size) == (16, 128)
+    assert with_batch_size(None, 8).batch_size == 8
 
 
 # -- bad arguments: one line on stderr, exit status 2, no traceback -------------------------

@@ -788,7 +788,10 @@ MODEL_CORPUS = {
         r"layers.output.0.weight is \(16, 30\), the config says \(30, 16\)"),
     # config keys and values the library never writes
     "config_sets_criterion": (_config(criterion="torch.nn.L1Loss"),
-                              r"has key\(s\) \['criterion'\] that facekeypoints never writes"),
+                              r"'criterion' is torch.nn.L1Loss, which facekeypoints never "
+                              r"writes"),
+    "config_names_unknown_criterion": (_config(criterion={"name": "os.system", "params": {}}),
+                                       r"unknown criterion 'os.system'"),
     "layer_kwargs_set_criterion": (_config(**{"kw:criterion": "x"}),
                                    r"layer keyword 'criterion' that is no parameter"),
     "layer_kwargs_set_callbacks": (_config(**{"kw:callbacks": []}),

@@ -111,3 +111,10 @@ def test_bad_batch_size_and_bad_flip_pairs():
         fk.BatchIterator(0)
     with pytest.raises(ValueError, match="outside"):
         flip_permutation(4, [(0, 5)])
+
+
+def test_unbound_iterator_is_truthy_and_len_says_why():
+    it = fk.FlipBatchIterator(batch_size=4)
+    assert bool(it) and (it or None) is it
+    with pytest.raises(TypeError, match=r"no data yet.*it\(X, y\)"):
+        len(it)

@@ -188,11 +188,11 @@ def test_bad_hyperparameters_fail_before_training():
         tiny_net(max_epochs=0).fit(X, y)
 
 
-def test_nan_targets_and_mismatched_lengths_are_refused():
+def test_infinite_targets_and_mismatched_lengths_are_refused():
     X, y = tiny_data()
     y = y.copy()
-    y[3, 4] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    y[3, 4] = np.inf                 # (NaN means "not labelled": see test_partial_labels.py)
+    with pytest.raises(ValueError, match="infinite"):
         tiny_net().fit(X, y)
     with pytest.raises(ValueError, match="40 rows but y has 39"):
         tiny_net().fit(X, y[:39])
@@ -323,11 +323,20 @@ def test_nan_or_inf_in_X_is_refused_with_the_rows(as_tensor):
                                "clean or drop them")
 
 
-def test_nan_targets_name_the_rows():
+def test_infinite_targets_name_the_rows():
+    X, y = tiny_data()
+    y = y.copy()
+    y[[4, 11], 2] = -np.inf
+    _refused(tiny_net(), X, y, r"y contains infinite values in 2 rows \(first: row 4\)")
+
+
+def test_nan_targets_are_refused_by_a_criterion_that_does_not_ignore_them():
     X, y = tiny_data()
     y = y.copy()
     y[[4, 11], 2] = np.nan
-    _refused(tiny_net(), X, y, r"y contains NaN or infinite values in 2 rows \(first: row 4\)")
+    _refused(tiny_net(criterion=torch.nn.MSELoss), X, y,
+             r"y contains NaN \(unlabelled\) values in 2 rows \(first: row 4\), but the "
+             r"criterion MSELoss does not ignore them")
 
 
 def test_inputs_shaped_unlike_the_input_layer_are_refused():

@@ -134,3 +134,30 @@ def test_memory_layout_does_not_change_the_checksum():
     assert payload_digest({"w": w}) != payload_digest({"w": w.reshape(2, 3, 20)})
     assert payload_digest({"a": "1"}) != payload_digest({"a": 1})
     assert payload_digest({"a": [1, 2]}) != payload_digest({"a": [[1], 2]})
+
+
+def test_affine_iterator_settings_survive_a_model_file(tmp_path):
+    X, y = tiny_data()
+    iterator = fk.AffineBatchIterator(8, rotate=7.5, scale=0.05, shift=2.0, flip=False,
+                                      padding_mode="zeros", shuffle=True)
+    net = tiny_net(max_epochs=1, batch_iterator_train=iterator).fit(X, y * 0.3)
+    loaded = load_model(save_model(net, tmp_path / "m.pt"))
+    again = loaded.batch_iterator_train
+    assert type(again) is fk.AffineBatchIterator
+    assert (again.batch_size, again.rotate, again.scale, again.shift, again.flip,
+            again.padding_mode, again.shuffle) == (8, 7.5, 0.05, 2.0, False, "zeros", True)
+
+
+@pytest.mark.parametrize("change", [{"rotate": 500.0}, {"scale": 1.5}, {"flip": "yes"},
+                                    {"padding_mode": "mirror"}, {"shuffle": 1},
+                                    {"unknown": 1}])
+def test_bad_affine_iterator_config_is_refused(tmp_path, change):
+    X, y = tiny_data()
+    net = tiny_net(max_epochs=1, batch_iterator_train=fk.AffineBatchIterator(8)).fit(X, y * 0.3)
+    path = save_model(net, tmp_path / "m.pt")
+    iterators = read_model_file(path)["config"]["batch_iterators"]
+    train = next(key for key in iterators if "train" in key)
+    iterators[train].update(change)
+    _rewrite_config(path, batch_iterators=iterators)
+    with pytest.raises(ModelFileError, match="batch iterator"):
+        load_model(path)

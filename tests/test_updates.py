@@ -32,6 +32,7 @@ def _run(optimizer, params, grads):
     (updates.momentum, lambda p: torch.optim.SGD(p, lr=0.03, momentum=0.9, foreach=False)),
     (updates.sgd, lambda p: torch.optim.SGD(p, lr=0.03, foreach=False)),
     (updates.adam, lambda p: torch.optim.Adam(p, lr=0.03, foreach=False)),
+    (updates.adamw, lambda p: torch.optim.AdamW(p, lr=0.03, foreach=False)),
 ])
 def test_rules_take_the_same_steps_as_torchs_reference_optimizers(rule, reference):
     p1, grads = _params()

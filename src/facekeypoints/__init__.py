@@ -24,15 +24,17 @@ _LAZY = {
     "FLIP_INDICES": "data", "KEYPOINT_COLUMNS": "data", "DataFormatError": "data",
     "load": "data", "load2d": "data", "read_csv": "data", "write_submission": "data",
     "BatchIterator": "iterators", "FlipBatchIterator": "iterators",
+    "AffineBatchIterator": "augment",
     "DivergenceError": "net", "NeuralNet": "net",
+    "MaskedL1Loss": "losses", "MaskedMSELoss": "losses", "WingLoss": "losses",
     "ModelFileError": "persist", "load_model": "persist", "save_model": "persist",
     "LivePlot": "notebook",
 }
 # Every public submodule is reachable as ``fk.<name>``, loaded on first use.
-_SUBMODULES = ("callbacks", "checkpoint", "cli", "data", "iterators", "layers", "metrics", "net",
-               "notebook", "persist", "plots", "precision", "presets", "progress", "reports",
-               "runs", "schedules", "specialists", "sweep", "sweep_report", "synthetic",
-               "updates")
+_SUBMODULES = ("augment", "callbacks", "checkpoint", "cli", "data", "iterators", "layers",
+               "losses", "metrics", "net", "notebook", "persist", "plots", "precision", "presets",
+               "progress", "reports", "runs", "schedules", "specialists", "sweep",
+               "sweep_report", "synthetic", "updates")
 
 # What ``from facekeypoints import *`` gives: the old recipe's names (not every submodule, so
 # that names such as ``data`` or ``runs`` never clobber a notebook's variables).

@@ -98,7 +98,14 @@ class BatchIterator:
         return self.generator
 
     def __len__(self):
+        if not hasattr(self, "X"):
+            raise TypeError(f"{type(self).__name__} has no data yet: len() counts the batches "
+                            "of a bound copy, it(X, y)")
         return (len(self.X) + self.batch_size - 1) // self.batch_size
+
+    def __bool__(self):
+        # An iterator is a setting, true whether or not it is bound (``it or default`` works).
+        return True
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         X, y, bs = self.X, self.y, int(self.batch_size)

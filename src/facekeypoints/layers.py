@@ -3,7 +3,9 @@
 ``layers=[('input', InputLayer), ('conv1', Conv2DLayer), ...]`` plus keywords such as
 ``conv1_num_filters=32`` describe a stack; :func:`build_stack` turns it into a
 :class:`LayerStack` with Lasagne's defaults (ReLU, Glorot-uniform weights, zero biases,
-valid convolutions, pooling stride = pool size, inverted dropout).
+valid convolutions, pooling stride = pool size, inverted dropout, batch norm with
+epsilon 1e-4 and running averages weighted 0.1). A convolution without bias or
+nonlinearity followed by a :class:`BatchNormLayer` with one is Lasagne's ``batch_norm(conv)``.
 
 Examples
 --------
@@ -27,7 +29,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "Conv2DLayer", "DenseLayer", "DropoutLayer", "InputLayer", "LAYER_TYPES", "LayerSpec",
+    "BatchNormLayer", "Conv2DLayer", "DenseLayer", "DropoutLayer", "InputLayer", "LAYER_TYPES",
+    "LayerSpec",
     "LayerStack", "MaxPool2DLayer", "NONLINEARITIES", "build_stack", "glorot_init",
     "layer_class", "nonlinearity_name", "split_layer_params",
 ]
@@ -96,6 +99,29 @@ def _pair(value):
     return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_gain(layer, W):
+    """Lasagne's ``W=GlorotUniform(gain=W)``: a number >= 0; 0 starts the weights at zero."""
+    if not _is_number(W) or not math.isfinite(W) or W < 0:
+        raise ValueError(f"{layer} W={W!r} is not supported; give the gain of the "
+                         "Glorot-uniform initialisation, a number >= 0 (default 1.0; 0 "
+                         "starts the weights at zero)")
+    return float(W)
+
+
+def _has_bias(layer, b):
+    """Lasagne's ``b``: a zero-initialised bias (0, the default) or none at all (None)."""
+    if b is None:
+        return False
+    if _is_number(b) and b == 0:
+        return True
+    raise ValueError(f"{layer} b={b!r} is not supported; give b=0 (a bias, initialised to "
+                     "zero) or b=None (no bias, e.g. before a BatchNormLayer)")
+
+
 class LayerSpec:
     """Base of the layer markers used in ``layers=[(name, LayerClass), ...]``.
 
@@ -119,7 +145,7 @@ class LayerSpec:
     --------
     >>> from facekeypoints.layers import DenseLayer
     >>> DenseLayer(num_units=30, nonlinearity=None).kwargs
-    {'num_units': 30, 'nonlinearity': None}
+    {'num_units': 30, 'nonlinearity': None, 'W': 1.0, 'b': 0}
     """
 
     params: ClassVar[dict[str, Any]] = {}
@@ -185,10 +211,14 @@ class Conv2DLayer(LayerSpec):
         ``stride`` : int or (int, int), default 1. ``pad`` : int, (int, int), ``'valid'``
         (same as 0) or ``'same'`` (half the filter size, rounded down), default 0.
         ``nonlinearity`` : see :func:`nonlinearity_name`, default ``'relu'``.
+        ``W`` : float >= 0, default 1.0: the gain of the Glorot-uniform weights (Lasagne's
+        ``W=GlorotUniform(gain=W)``; 0 starts them at zero). ``b`` : 0 or None, default 0:
+        a bias initialised to zero, or no bias (Lasagne's ``b=None``, for a convolution
+        followed by a :class:`BatchNormLayer`).
     """
 
     params = {"num_filters": None, "filter_size": None, "stride": 1, "pad": 0,
-              "nonlinearity": "relu"}
+              "nonlinearity": "relu", "W": 1.0, "b": 0}
     required = ("num_filters", "filter_size")
 
     @staticmethod
@@ -213,8 +243,10 @@ class Conv2DLayer(LayerSpec):
         Raises
         ------
         ValueError
-            If ``in_shape`` is not 3-D or the filter does not fit.
+            If ``in_shape`` is not 3-D, the filter does not fit, ``W`` is not a number
+            >= 0 or ``b`` is neither 0 nor None.
         """
+        _check_gain("Conv2DLayer", kw["W"])
         if len(in_shape) != 3:
             raise ValueError(f"Conv2DLayer needs (channels, height, width) input, got {in_shape}")
         pad = kw["pad"]
@@ -223,7 +255,8 @@ class Conv2DLayer(LayerSpec):
         elif pad in ("valid", None):
             pad = 0
         conv = nn.Conv2d(in_shape[0], kw["num_filters"], _pair(kw["filter_size"]),
-                         stride=_pair(kw["stride"]), padding=_pair(pad))
+                         stride=_pair(kw["stride"]), padding=_pair(pad),
+                         bias=_has_bias("Conv2DLayer", kw["b"]))
         out = _conv_out(in_shape[1:], _pair(kw["filter_size"]), _pair(kw["stride"]), _pair(pad))
         return nn.Sequential(conv, _activation(kw["nonlinearity"])), (kw["num_filters"], *out)
 
@@ -278,10 +311,13 @@ class DenseLayer(LayerSpec):
     ----------
     **params
         ``num_units`` : int, required. ``nonlinearity`` : see :func:`nonlinearity_name`,
-        default ``'relu'`` (give None for a regression output).
+        default ``'relu'`` (give None for a regression output). ``W`` : float >= 0,
+        default 1.0: the gain of the Glorot-uniform weights (0 starts them at zero; a small
+        gain on a regression output starts its predictions near zero). ``b`` : 0 or None,
+        default 0: a bias initialised to zero, or no bias (before a :class:`BatchNormLayer`).
     """
 
-    params = {"num_units": None, "nonlinearity": "relu"}
+    params = {"num_units": None, "nonlinearity": "relu", "W": 1.0, "b": 0}
     required = ("num_units",)
 
     @staticmethod
@@ -302,10 +338,17 @@ class DenseLayer(LayerSpec):
             (``Flatten``,) ``Linear`` and the activation.
         out_shape : tuple of int
             ``(num_units,)``.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is not a number >= 0 or ``b`` is neither 0 nor None.
         """
+        _check_gain("DenseLayer", kw["W"])
         n_in = math.prod(in_shape)
         modules = [nn.Flatten()] if len(in_shape) > 1 else []
-        modules += [nn.Linear(n_in, kw["num_units"]), _activation(kw["nonlinearity"])]
+        modules += [nn.Linear(n_in, kw["num_units"], bias=_has_bias("DenseLayer", kw["b"])),
+                    _activation(kw["nonlinearity"])]
         return nn.Sequential(*modules), (kw["num_units"],)
 
 
@@ -349,8 +392,117 @@ class DropoutLayer(LayerSpec):
         return nn.Dropout(kw["p"]), in_shape
 
 
+class _NoCounter:
+    """torch's batch norm without its ``num_batches_tracked`` counter, as Lasagne's.
+
+    The counter only matters for ``momentum=None`` (a cumulative average), which
+    :class:`BatchNormLayer` never uses; without it every tensor of a net is floating point,
+    as safe model files require. A torch state dict that has the counter still loads.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_batches_tracked = None
+
+    def reset_running_stats(self):
+        self.running_mean.zero_()
+        self.running_var.fill_(1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # torch's version adds a counter to state dicts that lack one; there is none here
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        nn.Module._load_from_state_dict(self, state_dict, prefix, *args, **kwargs)
+
+
+class _BatchNorm1d(_NoCounter, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` without the batch counter (see :class:`_NoCounter`)."""
+
+
+class _BatchNorm2d(_NoCounter, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` without the batch counter (see :class:`_NoCounter`)."""
+
+
+class BatchNormLayer(LayerSpec):
+    """Batch normalisation over every axis but the channels, then its nonlinearity.
+
+    Lasagne's ``BatchNormLayer``: while training, each channel (each unit after a
+    :class:`DenseLayer`) is normalised with the batch's mean and variance, then scaled by a
+    learned ``gamma`` (starting at 1) and shifted by a learned ``beta`` (starting at 0); at
+    evaluation and prediction the running averages are used instead. These averages are
+    module buffers, so model files and checkpoints keep them. Lasagne's
+    ``batch_norm(conv)`` is written as a convolution without bias or nonlinearity followed
+    by this layer with the nonlinearity::
+
+        layers=[..., ('conv1', Conv2DLayer), ('bn1', BatchNormLayer), ...],
+        conv1_num_filters=32, conv1_filter_size=3, conv1_pad='same',
+        conv1_nonlinearity=None, conv1_b=None, bn1_nonlinearity='relu'
+
+    Parameters
+    ----------
+    **params
+        ``epsilon`` : float, default 1e-4, added to the variance. ``alpha`` : float in
+        (0, 1], default 0.1, the weight of each new batch in the running averages (torch's
+        ``momentum``). ``nonlinearity`` : see :func:`nonlinearity_name`, default None
+        (linear, as Lasagne's layer).
+
+    Examples
+    --------
+    >>> from facekeypoints.layers import (BatchNormLayer, Conv2DLayer, InputLayer,
+    ...                                   build_stack)
+    >>> layers = [("input", InputLayer), ("conv1", Conv2DLayer), ("bn1", BatchNormLayer)]
+    >>> stack = build_stack(layers, {
+    ...     "input": {"shape": (None, 1, 8, 8)},
+    ...     "conv1": {"num_filters": 4, "filter_size": 3, "pad": "same",
+    ...               "nonlinearity": None, "b": None},
+    ...     "bn1": {"nonlinearity": "relu"}})
+    >>> stack.shapes["bn1"], sorted(stack.layers["bn1"].state_dict())
+    ((4, 8, 8), ['0.bias', '0.running_mean', '0.running_var', '0.weight'])
+    """
+
+    params = {"epsilon": 1e-4, "alpha": 0.1, "nonlinearity": None}
+
+    @staticmethod
+    def build(kw: Mapping[str, Any],
+              in_shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """Build the normalisation for a ``(units,)`` or ``(channels, height, width)`` input.
+
+        Parameters
+        ----------
+        kw : mapping of str to object
+            All of the layer's keywords, defaults filled in.
+        in_shape : tuple of int
+            The per-sample input shape: ``(units,)``, ``(channels, length)`` or
+            ``(channels, height, width)``.
+
+        Returns
+        -------
+        module : torch.nn.Sequential
+            The batch norm (torch's ``BatchNorm1d`` or ``BatchNorm2d``) then the activation.
+        out_shape : tuple of int
+            ``in_shape``, unchanged.
+
+        Raises
+        ------
+        ValueError
+            If ``in_shape`` has more than three dimensions, ``epsilon`` is not > 0 or
+            ``alpha`` is outside (0, 1].
+        """
+        epsilon, alpha = kw["epsilon"], kw["alpha"]
+        if not (_is_number(epsilon) and 0 < epsilon < math.inf):
+            raise ValueError(f"BatchNormLayer epsilon must be a number > 0, got {epsilon!r}")
+        if not (_is_number(alpha) and 0 < alpha <= 1):
+            raise ValueError(f"BatchNormLayer alpha must be in (0, 1], got {alpha!r}")
+        if not 1 <= len(in_shape) <= 3:
+            raise ValueError(f"BatchNormLayer needs a (units,), (channels, length) or "
+                             f"(channels, height, width) input, got {in_shape}")
+        cls = _BatchNorm2d if len(in_shape) == 3 else _BatchNorm1d
+        norm = cls(in_shape[0], eps=float(epsilon), momentum=float(alpha))
+        return nn.Sequential(norm, _activation(kw["nonlinearity"])), tuple(in_shape)
+
+
 LAYER_TYPES = {cls.__name__: cls for cls in
-               (InputLayer, Conv2DLayer, MaxPool2DLayer, DenseLayer, DropoutLayer)}
+               (InputLayer, Conv2DLayer, MaxPool2DLayer, DenseLayer, DropoutLayer,
+                BatchNormLayer)}
 
 
 def _conv_out(size, kernel, stride, pad):
@@ -361,7 +513,7 @@ def _conv_out(size, kernel, stride, pad):
 
 
 def _pool_before_activation(modules):
-    """Move a ReLU from a conv to the max-pool that directly follows it.
+    """Move a ReLU from a conv (or batch norm) to the max-pool that directly follows it.
 
     relu(maxpool(x)) == maxpool(relu(x)) value for value, and so are the gradients, but the
     activation then touches only the pooled elements (a quarter of them for 2x2 pools): on a
@@ -370,7 +522,8 @@ def _pool_before_activation(modules):
     names = list(modules)
     for conv_name, pool_name in zip(names, names[1:]):
         conv, pool = modules[conv_name], modules[pool_name]
-        if (isinstance(conv, nn.Sequential) and isinstance(conv[0], nn.Conv2d)
+        if (isinstance(conv, nn.Sequential) and len(conv) == 2
+                and isinstance(conv[0], (nn.Conv2d, nn.BatchNorm2d))
                 and isinstance(conv[-1], nn.ReLU) and isinstance(pool, nn.MaxPool2d)):
             modules[conv_name] = nn.Sequential(conv[0])
             modules[pool_name] = nn.Sequential(pool, nn.ReLU(inplace=True))
@@ -382,12 +535,14 @@ def glorot_init(module: nn.Module) -> None:
     Parameters
     ----------
     module : torch.nn.Module
-        Every ``Conv2d`` and ``Linear`` inside it is re-initialised in place.
+        Every ``Conv2d`` and ``Linear`` inside it is re-initialised in place (batch norms
+        keep torch's, which are Lasagne's too: scale 1, shift 0).
     """
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 class LayerStack(nn.Module):
@@ -511,8 +666,9 @@ def build_stack(layers: Sequence[tuple[str, str | type[LayerSpec] | LayerSpec]],
     """Build a :class:`LayerStack` from ``layers`` and the grouped ``<layer>_<param>`` values.
 
     Each layer's keywords are its class defaults, then an instance's own keywords, then
-    ``layer_params[name]``. A ReLU between a conv and the max-pool right after it is applied
-    after the pool instead (same result, less work), and weights are Glorot-initialised.
+    ``layer_params[name]``. A ReLU between a conv (or batch norm) and the max-pool right
+    after it is applied after the pool instead (same result, less work), and weights are
+    Glorot-initialised, scaled by each layer's gain ``W`` where it has one.
 
     Parameters
     ----------
@@ -547,7 +703,7 @@ def build_stack(layers: Sequence[tuple[str, str | type[LayerSpec] | LayerSpec]],
     first_name, first = layers[0]
     if layer_class(first) is not InputLayer:
         raise ValueError(f"the first layer must be an InputLayer, got {first_name!r}")
-    modules, shapes, shape = {}, {}, None
+    modules, shapes, gains, shape = {}, {}, {}, None
     for name, spec in layers:
         cls = layer_class(spec)
         given = dict(spec.kwargs) if isinstance(spec, LayerSpec) else {}
@@ -561,8 +717,15 @@ def build_stack(layers: Sequence[tuple[str, str | type[LayerSpec] | LayerSpec]],
             input_shape = shape
         else:
             modules[name], shape = cls.build(kw, shape)
+            if kw.get("W", 1.0) != 1.0:
+                gains[name] = float(kw["W"])
         shapes[name] = shape
     _pool_before_activation(modules)
     stack = LayerStack(modules, shapes, input_shape)
     glorot_init(stack)
+    with torch.no_grad():   # GlorotUniform(gain) draws U(-a, a) and scales it by the gain
+        for name, gain in gains.items():
+            for m in modules[name].modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    m.weight.mul_(gain)
     return stack

@@ -5,6 +5,11 @@ This subclass adds what the recipe needs: layer lists with ``<layer>_<param>`` k
 ``update_*`` hyperparameters (floats or shared variables) read into the optimizer at the
 start of every epoch, ``on_epoch_finished`` handlers, ``eval_size`` splits, and a fast data
 path: the data are moved to the device once per fit and batches are slices of it.
+
+A NaN regression target means "not labelled": the default criterion
+(:class:`facekeypoints.losses.MaskedMSELoss`) leaves it out, and so do the epoch losses,
+``score`` and the validation loss. ``predict(X, tta=True)`` averages each face's prediction
+with the un-mirrored prediction of its mirror image (flip test-time augmentation).
 """
 from __future__ import annotations
 
@@ -22,8 +27,10 @@ from tabulate import tabulate
 
 from . import _memory
 from .callbacks import EpochTable, NolearnHandlers, EpochSummary
+from .data import FLIP_INDICES, KEYPOINT_COLUMNS
 from .iterators import BatchIterator
 from .layers import LayerStack, build_stack, split_layer_params
+from .losses import MaskedMSELoss, get_criterion, ignores_nan, is_mse
 from .precision import autocast, resolve_precision
 from .shared import is_shared, read_value
 from .updates import (build_optimizer, check_hyperparameter, drop_unavailable_kernels,
@@ -80,6 +87,43 @@ def _refuse_nonfinite(data, what, fix, chunk=2048):
     if len(rows):
         raise ValueError(f"{what} contains NaN or infinite values in {len(rows)} "
                          f"row{'s' if len(rows) != 1 else ''} (first: row {rows[0]}); {fix}")
+
+
+#: Rows per chunk of ``predict(tta=True)``: a mirrored copy of this many faces at a time.
+_TTA_CHUNK = 2048
+
+
+def _mirror_images(X):
+    """Faces reversed along their width: (n, c, h, w), (n, h, w) or flat square (n, side**2)
+    rows; a new contiguous array or tensor."""
+    shape = tuple(X.shape)
+    if len(shape) == 2:
+        side = int(round(shape[1] ** 0.5))
+        if side * side != shape[1]:
+            raise ValueError(f"predict(tta=True) mirrors images, but rows of {shape[1]} values "
+                             "are not square images; pass (n, 1, 96, 96) or (n, 9216) faces")
+        X = X.reshape(shape[0], side, side)
+    elif len(shape) < 2:
+        raise ValueError(f"predict(tta=True) mirrors images; X of shape {shape} holds none")
+    if isinstance(X, torch.Tensor):
+        return X.flip(-1).reshape(shape)
+    return np.ascontiguousarray(X[..., ::-1]).reshape(shape)
+
+
+class _LabelledScoring(PassthroughScoring):
+    """skorch's epoch mean of the batch losses, each batch weighted by its labelled targets
+    (``<train|valid>_labelled``, which :meth:`NeuralNet.on_batch_end` records; the batch size
+    when every target is labelled, so that complete data average exactly as before)."""
+
+    def get_avg_score(self, history):
+        key = ("train" if self.on_train else "valid") + "_labelled"
+        batches = [b for b in history[-1, "batches"] if self.name in b]
+        if not batches or not all(key in b for b in batches):
+            return super().get_avg_score(history)
+        weights = [b[key] for b in batches]
+        if not sum(weights):
+            return float("nan")     # no labelled target in the whole epoch
+        return np.average([b[self.name] for b in batches], weights=weights)
 
 
 class DeviceData:
@@ -154,9 +198,13 @@ class NeuralNet(_SkorchNet):
     module : torch.nn.Module class or instance, optional
         The network, as in skorch; a class is instantiated with the ``module__<arg>``
         keywords.
-    criterion : torch.nn.Module class or instance, optional
-        The loss. None means ``torch.nn.MSELoss`` for regression and
-        ``torch.nn.CrossEntropyLoss`` otherwise.
+    criterion : torch.nn.Module class or instance, or str, optional
+        The loss. None means :class:`facekeypoints.losses.MaskedMSELoss` for regression (the
+        mean squared error over the labelled targets: NaN targets are left out; with none it
+        equals ``torch.nn.MSELoss`` bit for bit) and ``torch.nn.CrossEntropyLoss``
+        otherwise. A name picks one of :mod:`facekeypoints.losses`: ``'mse'``, ``'l1'`` or
+        ``'wing'`` (their parameters as ``criterion__width=...``). Only criteria that ignore
+        NaN (``ignores_nan``) accept targets with NaN.
     update : callable or type of torch.optim.Optimizer, default nesterov_momentum
         The update rule: one of :mod:`facekeypoints.updates` (``nesterov_momentum``,
         ``momentum``, ``sgd``, ``adam``), a function ``rule(params, learning_rate=..., **hyper)``
@@ -181,8 +229,9 @@ class NeuralNet(_SkorchNet):
         ``round(1 / eval_size)`` unshuffled folds (see :meth:`validation_size`). 0 or None
         trains on all rows and records no ``valid_loss``.
     regression : bool, default True
-        True for regression (float targets, MSE loss). False for classification: integer
-        class targets, cross-entropy loss, and :meth:`predict` returns class indices.
+        True for regression (float targets, NaN for an unlabelled one; masked MSE loss).
+        False for classification: integer class targets, cross-entropy loss, and
+        :meth:`predict` returns class indices.
     on_epoch_finished : list of callable, optional
         nolearn-style handlers ``f(nn, train_history)`` called after every epoch, after the
         epoch's table row is printed; ``train_history`` is the list of per-epoch dicts.
@@ -205,6 +254,10 @@ class NeuralNet(_SkorchNet):
         pass under ``torch.autocast``, outputs cast back to float32; weights, optimizer state,
         loss and history stay float32). ``'auto'`` is bf16 where the device runs it natively
         (see :mod:`facekeypoints.precision`). The resolved value is ``precision_``.
+    tta : bool, default False
+        What :meth:`predict` does when not told: with True, flip test-time augmentation
+        (each face's prediction averaged with the un-mirrored prediction of its mirror
+        image). Training and the validation loss never use it.
     random_state : int, optional
         Seeds weight initialisation, dropout, and batch shuffling and flips, without
         touching torch's global generator; the same seed on the same machine gives the same
@@ -230,7 +283,9 @@ class NeuralNet(_SkorchNet):
         The initialized loss.
     history_ : skorch.history.History
         One dict per finished epoch: ``epoch`` (1-based), ``train_loss``, ``valid_loss``,
-        ``train_val``, ``dur``, ``learning_rate``, ``momentum`` and per-batch entries.
+        ``train_val``, ``dur``, ``learning_rate``, ``momentum`` and per-batch entries (for
+        regression with ``train_labelled``/``valid_labelled``: the batch's labelled targets
+        divided by the targets per row, its weight in the epoch's mean loss).
         Also reachable as ``train_history_`` (nolearn's name).
     rng_states_ : dict or None
         The random generator states at the end of the last epoch (torch, CUDA and the batch
@@ -238,7 +293,9 @@ class NeuralNet(_SkorchNet):
         before the first epoch.
     columns_ : list of str or None
         The keypoint column names the net predicts, where known: set by
-        :func:`facekeypoints.load_model` and the specialists, and recorded in model files.
+        :func:`facekeypoints.load_model` and the specialists, and recorded in model files;
+        ``predict(X, tta=True)`` mirrors by them (without them, 30 outputs are taken to be
+        ``KEYPOINT_COLUMNS``).
 
     See Also
     --------
@@ -277,7 +334,7 @@ class NeuralNet(_SkorchNet):
         self,
         layers: Sequence[tuple[str, str | type[LayerSpec] | LayerSpec]] | None = None,
         module: type[torch.nn.Module] | torch.nn.Module | None = None,
-        criterion: type[torch.nn.Module] | torch.nn.Module | None = None,
+        criterion: type[torch.nn.Module] | torch.nn.Module | str | None = None,
         update: Callable[..., torch.optim.Optimizer] | type[torch.optim.Optimizer]
         = nesterov_momentum,
         update_learning_rate: float | SharedVariable | Any = 0.01,
@@ -295,6 +352,7 @@ class NeuralNet(_SkorchNet):
         random_state: int | None = None,
         warm_start: bool = False,
         precision: str = "32",
+        tta: bool = False,
         **kwargs: Any,
     ) -> None:
         replaced = sorted(set(kwargs) & set(_REPLACED))
@@ -326,6 +384,7 @@ class NeuralNet(_SkorchNet):
         self.on_training_finished = on_training_finished
         self.random_state = random_state
         self.precision = precision
+        self.tta = tta
 
     # ------------------------------------------------------------------ parameters
     def layer_params(self) -> dict[str, Any]:
@@ -514,8 +573,9 @@ class NeuralNet(_SkorchNet):
             input layer's shape); numeric, moved to ``device_`` as float32 once per fit.
             The first ``validation_size(n)`` rows are held out for validation.
         y : array-like or torch.Tensor
-            Targets, ``(n, k)`` floats for regression (finite: drop incomplete rows first)
-            or ``(n,)`` class indices for classification. Required.
+            Targets, ``(n, k)`` floats for regression (NaN where a keypoint is not labelled,
+            e.g. from ``fk.load(dropna=False)``; no infinities) or ``(n,)`` class indices for
+            classification. Required.
         resume : str or path-like, optional
             A checkpoint file written by :class:`facekeypoints.checkpoint.Checkpoint` (or a
             folder holding ``checkpoint.pt``). The net is initialized, the checkpoint's
@@ -535,9 +595,12 @@ class NeuralNet(_SkorchNet):
         ------
         ValueError
             Before training starts, for data the net cannot train on: no rows, ``X`` and
-            ``y`` of different lengths, NaN or infinite values (the message counts the rows
-            and names the first), or rows shaped unlike the input layer or the output layer
-            (e.g. ``y`` with 29 columns, or of shape ``(n,)``, for a 30-unit output layer).
+            ``y`` of different lengths, NaN or infinite inputs or infinite targets (the
+            message counts the rows and names the first), NaN targets with a criterion that
+            does not ignore them, no labelled target at all (or none among the validation
+            or the training rows), or rows shaped unlike the input layer or the output
+            layer (e.g. ``y`` with 29 columns, or of shape ``(n,)``, for a 30-unit output
+            layer).
         TypeError
             For a torch Dataset or non-numeric data.
         DivergenceError
@@ -570,8 +633,9 @@ class NeuralNet(_SkorchNet):
             Inputs, as for :meth:`fit`: at least one row, all values finite, each row as
             many values as the input layer takes.
         y : array-like or torch.Tensor
-            Targets, as for :meth:`fit`: one per row of ``X``; for regression finite, and
-            each row shaped as the net's output (``(n, 30)`` for a 30-unit output layer).
+            Targets, as for :meth:`fit`: one per row of ``X``; for regression without
+            infinities (NaN: unlabelled), and each row shaped as the net's output
+            (``(n, 30)`` for a 30-unit output layer).
         classes : object, optional
             Unused (scikit-learn's signature).
         **fit_params
@@ -585,8 +649,9 @@ class NeuralNet(_SkorchNet):
         Raises
         ------
         ValueError
-            For no rows, ``X`` and ``y`` of different lengths, NaN or infinite values, or
-            rows shaped unlike the net's input or output layer.
+            For no rows, ``X`` and ``y`` of different lengths, NaN or infinite inputs,
+            infinite targets, unusable NaN targets (see :meth:`fit`), or rows shaped unlike
+            the net's input or output layer.
         TypeError
             For a torch Dataset or non-numeric data.
         """
@@ -623,8 +688,7 @@ class NeuralNet(_SkorchNet):
                                    "them; they would make every loss NaN)")
         if not self.regression:
             return
-        _refuse_nonfinite(y, "y", "(missing keypoints?) drop incomplete rows first (fk.load "
-                                  "does) or narrow them with cols=")
+        self._check_labels(y, split=True)
         out = self._output_shape(X)
         if out is None or tuple(y.shape[1:]) == out:
             return
@@ -725,6 +789,35 @@ class NeuralNet(_SkorchNet):
         """
         self.rng_states_ = state
 
+    def on_batch_end(self, net: NeuralNet, batch: Any = None, training: bool | None = None,
+                     **kwargs: Any) -> None:
+        """Record the batch's labelled targets, its weight in the epoch's mean loss.
+
+        ``<train|valid>_labelled`` is the number of labelled (non-NaN) target values divided
+        by the values per row: the batch size when every target is labelled.
+
+        Parameters
+        ----------
+        net : NeuralNet
+            This net (skorch's hook signature).
+        batch : tuple, optional
+            ``(Xb, yb)``.
+        training : bool, optional
+            Whether it was a training batch.
+        **kwargs
+            Passed on to skorch's hook.
+        """
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        if not self.regression or not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            return
+        yb = batch[1]
+        if not isinstance(yb, torch.Tensor) or not yb.is_floating_point() or not yb.numel():
+            return
+        per_row = yb.numel() // len(yb)
+        labelled = int(torch.count_nonzero(~torch.isnan(yb)))   # after the loss's sync
+        self.history.record_batch(("train" if training else "valid") + "_labelled",
+                                  labelled / per_row)
+
     def on_epoch_end(self, net: NeuralNet, dataset_train: DeviceData | None = None,
                      dataset_valid: DeviceData | None = None, **kwargs: Any) -> None:
         """Run skorch's epoch-end hook, then record the generator states in ``rng_states_``.
@@ -755,14 +848,16 @@ class NeuralNet(_SkorchNet):
         Returns
         -------
         list of (str, Callback)
-            ``epoch_timer``, ``train_loss`` and ``valid_loss`` (the epoch's mean losses),
-            ``train_val`` (the losses as floats and their ratio) and ``print_log`` (the
-            recipe's epoch table, printed when ``verbose``).
+            ``epoch_timer``, ``train_loss`` and ``valid_loss`` (the epoch's mean losses, each
+            batch weighted by its labelled targets, so that with NaN targets the epoch loss
+            is the mean over every labelled value), ``train_val`` (the losses as floats and
+            their ratio) and ``print_log`` (the recipe's epoch table, printed when
+            ``verbose``).
         """
         return [
             ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("train_loss", _LabelledScoring(name="train_loss", on_train=True)),
+            ("valid_loss", _LabelledScoring(name="valid_loss")),
             ("train_val", EpochSummary()),
             ("print_log", EpochTable()),
         ]
@@ -798,10 +893,13 @@ class NeuralNet(_SkorchNet):
         return self
 
     def initialize_criterion(self) -> NeuralNet:
-        """Build the criterion (MSE or cross-entropy by ``regression`` when None) on ``device_``."""
+        """Build the criterion on ``device_``: by ``regression`` when None (masked MSE or
+        cross-entropy), by name for a string (see :func:`facekeypoints.losses.get_criterion`)."""
         criterion = self.criterion
         if criterion is None:
-            criterion = torch.nn.MSELoss if self.regression else torch.nn.CrossEntropyLoss
+            criterion = MaskedMSELoss if self.regression else torch.nn.CrossEntropyLoss
+        elif isinstance(criterion, str):
+            criterion = get_criterion(criterion)
         self.criterion_ = self.initialized_instance(criterion, self.get_params_for("criterion"))
         if isinstance(self.criterion_, torch.nn.Module):
             self.criterion_ = self.criterion_.to(self.device_)
@@ -873,7 +971,8 @@ class NeuralNet(_SkorchNet):
         X : array-like, torch.Tensor or DeviceData
             Numeric inputs (moved as float32); a DeviceData is returned as it is.
         y : array-like or torch.Tensor, optional
-            Targets: float32 for regression (all finite), int64 class indices otherwise.
+            Targets: float32 for regression (no infinities; NaN: unlabelled), int64 class
+            indices otherwise.
 
         Returns
         -------
@@ -885,7 +984,8 @@ class NeuralNet(_SkorchNet):
         TypeError
             For a torch Dataset or non-numeric data.
         ValueError
-            If ``X`` and ``y`` differ in length, or regression targets are not finite.
+            If ``X`` and ``y`` differ in length, or regression targets hold infinities, NaN
+            the criterion cannot ignore, or no label at all.
         """
         if isinstance(X, DeviceData):
             return X
@@ -902,9 +1002,67 @@ class NeuralNet(_SkorchNet):
         if not self.regression:
             return torch.as_tensor(np.asarray(y)).long().to(self.device_)
         t = self._to_device(y, "y")
-        _refuse_nonfinite(t, "y", "(missing keypoints?) drop incomplete rows first (fk.load "
-                                  "does) or narrow them with cols=")
+        self._check_labels(t, split=False)
         return t
+
+    def _check_labels(self, y, split):
+        """Refuse regression targets the net cannot learn from: infinities, NaN (unlabelled)
+        with a criterion that does not ignore it, or no label at all (with ``split``: none
+        among the validation rows or among the training rows)."""
+        n = len(y)
+        if n == 0:
+            return
+        if isinstance(y, torch.Tensor):
+            if not y.is_floating_point():
+                return
+            flat = y.detach().reshape(n, -1)
+            inf_rows = torch.isinf(flat).any(dim=1).cpu().numpy()
+            labelled = (~torch.isnan(flat)).sum(dim=1).cpu().numpy()
+            per_row = flat.shape[1]
+        else:
+            y = np.asarray(y)
+            if not np.issubdtype(y.dtype, np.inexact):
+                return
+            flat = y.reshape(n, -1)
+            inf_rows = np.isinf(flat).any(axis=1)
+            labelled = (~np.isnan(flat)).sum(axis=1)
+            per_row = flat.shape[1]
+        rows = np.flatnonzero(inf_rows)
+        if len(rows):
+            raise ValueError(
+                f"y contains infinite values in {len(rows)} row{'s' if len(rows) != 1 else ''} "
+                f"(first: row {rows[0]}); a target is a finite number, or NaN where the "
+                "keypoint is not labelled: fix or drop those rows")
+        gaps = np.flatnonzero(labelled < per_row)
+        if not len(gaps):
+            return
+        if not self._criterion_ignores_nan():
+            criterion = getattr(self, "criterion_", None) or self.criterion
+            name = getattr(criterion, "__name__", type(criterion).__name__)
+            raise ValueError(
+                f"y contains NaN (unlabelled) values in {len(gaps)} "
+                f"row{'s' if len(gaps) != 1 else ''} (first: row {gaps[0]}), but the criterion "
+                f"{name} does not ignore them: use one that does (the default, "
+                "facekeypoints.losses.MaskedMSELoss, or MaskedL1Loss or WingLoss), or drop "
+                "incomplete rows first (fk.load does unless dropna=False)")
+        if not labelled.any():
+            raise ValueError(f"y has no labelled value: all {n} rows are NaN (NaN means "
+                             "'not labelled'), so there is nothing to learn; load faces that "
+                             "have keypoints")
+        n_valid = self.validation_size(n) if split else 0
+        if 0 < n_valid < n:
+            for part, what in ((slice(None, n_valid), f"the {n_valid} validation rows (the "
+                                f"first {n_valid}, eval_size={self.eval_size})"),
+                               (slice(n_valid, None), f"the {n - n_valid} training rows")):
+                if not labelled[part].any():
+                    raise ValueError(f"{what} have no labelled value (all NaN): shuffle the "
+                                     "rows (fk.load does) or change eval_size")
+
+    def _criterion_ignores_nan(self):
+        criterion = getattr(self, "criterion_", None)
+        if criterion is None:
+            criterion = self.criterion if self.criterion is not None else MaskedMSELoss
+        return ignores_nan(criterion)
 
     def validation_size(self, n: int) -> int:
         """How many of ``n`` rows ``eval_size`` holds out for validation.
@@ -1093,7 +1251,8 @@ class NeuralNet(_SkorchNet):
         raise DivergenceError(
             f"training diverged in epoch {entry.get('epoch', '?')}: the {phase} loss is "
             f"{loss.item()} ({hyper}). The weights are those from before this step. fit "
-            "checked that X and y are finite, so the steps are too large: lower "
+            "checked that X is finite and y holds no infinity (NaN targets are unlabelled "
+            "and left out of the loss), so the steps are too large: lower "
             "update_learning_rate (or scale the targets to about [-1, 1]).")
 
     def forward_iter(self, X: Any, training: bool = False,
@@ -1110,42 +1269,149 @@ class NeuralNet(_SkorchNet):
             raise AttributeError("train_history_ exists after fit")
         return self.history_
 
-    def predict(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
+    def predict(self, X: np.ndarray | torch.Tensor, tta: bool | None = None) -> np.ndarray:
         """Predict with skorch's ``predict``; for ``regression=False``, return class indices.
 
         Parameters
         ----------
         X : array-like or torch.Tensor
             Inputs shaped as for ``fit``.
+        tta : bool, optional
+            Flip test-time augmentation (None, the default: the net's ``tta`` setting), for
+            keypoint regression nets: average each face's
+            prediction with the un-mirrored prediction of its mirror image (the image
+            reversed along its width; the mirror's x coordinates negated and its left/right
+            columns swapped back, by ``FLIP_INDICES``). The outputs must be known
+            keypoints: 30 in ``KEYPOINT_COLUMNS`` order, or the columns named by
+            ``columns_`` (set by :func:`facekeypoints.load_model` and the specialists),
+            each with its mirror image among them. Twice the prediction time.
 
         Returns
         -------
         numpy.ndarray
             ``(n, k)`` float32 predictions for regression; ``(n,)`` class indices (the
             argmax of the module's output) for classification.
+
+        Raises
+        ------
+        ValueError
+            With ``tta=True``: for a classification net, inputs that are not images, or
+            outputs that are not known keypoint columns (the message says which).
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from facekeypoints import NeuralNet
+        >>> net = NeuralNet(module=torch.nn.Sequential(torch.nn.Flatten(),
+        ...                                            torch.nn.Linear(16, 30)),
+        ...                 device='cpu', random_state=0).initialize()
+        >>> X = np.random.default_rng(0).random((3, 1, 4, 4), dtype=np.float32)
+        >>> net.predict(X, tta=True).shape
+        (3, 30)
         """
-        y = super().predict(X)
-        return y if self.regression else y.argmax(axis=1)
+        if tta is None:
+            tta = bool(getattr(self, "tta", False))
+        if not tta:
+            y = super().predict(X)
+            return y if self.regression else y.argmax(axis=1)
+        if not self.regression:
+            raise ValueError("predict(tta=True) averages mirrored keypoint predictions; it is "
+                             "for regression nets, not classification (regression=False)")
+        if not isinstance(X, torch.Tensor):
+            X = np.asarray(X)
+        out, flip = [], None
+        for start in range(0, len(X), _TTA_CHUNK):
+            chunk = X[start:start + _TTA_CHUNK]
+            plain = super().predict(chunk)
+            if flip is None:
+                flip = self._mirror_columns(plain.shape[1] if plain.ndim == 2 else None)
+            perm, sign = flip
+            mirrored = super().predict(_mirror_images(chunk))
+            out.append((plain + mirrored[:, perm] * sign) * np.float32(0.5))
+        if not out:
+            return super().predict(X)
+        return np.concatenate(out)
+
+    def _mirror_columns(self, n_outputs):
+        """``(perm, sign)`` that turn predictions for mirrored faces back: ``y[:, perm] *
+        sign`` swaps every left/right keypoint and negates x."""
+        if n_outputs is None:
+            raise ValueError("predict(tta=True) needs (n, k) keypoint outputs")
+        columns = getattr(self, "columns_", None)
+        if columns:
+            columns = list(columns)
+            if len(columns) != n_outputs:
+                raise ValueError(f"predict(tta=True): the net has {n_outputs} outputs but "
+                                 f"columns_ names {len(columns)}")
+        elif n_outputs == len(KEYPOINT_COLUMNS):
+            columns = list(KEYPOINT_COLUMNS)
+        else:
+            raise ValueError(
+                f"predict(tta=True) must know which keypoint each output is, to swap left and "
+                f"right back; this net has {n_outputs} outputs and no columns_: use it on a "
+                "net with 30 outputs (KEYPOINT_COLUMNS order), or set net.columns_ to its "
+                "keypoint column names (load_model and the specialists do)")
+        unknown = [c for c in columns if c not in KEYPOINT_COLUMNS]
+        if unknown:
+            raise ValueError(f"predict(tta=True): columns_ holds {unknown[0]!r}, which is not "
+                             "a Kaggle keypoint column, so its mirror image is unknown")
+        mirror = {}
+        for a, b in FLIP_INDICES:
+            mirror[KEYPOINT_COLUMNS[a]] = KEYPOINT_COLUMNS[b]
+            mirror[KEYPOINT_COLUMNS[b]] = KEYPOINT_COLUMNS[a]
+        perm = []
+        for c in columns:
+            partner = mirror.get(c, c)
+            if partner not in columns:
+                raise ValueError(f"predict(tta=True): the net predicts {c!r} but not its mirror "
+                                 f"image {partner!r}, so a mirrored face cannot be turned back")
+            perm.append(columns.index(partner))
+        sign = np.array([-1.0 if c.endswith("_x") else 1.0 for c in columns], dtype=np.float32)
+        return np.array(perm), sign
 
     def score(self, X: np.ndarray | torch.Tensor, y: np.ndarray) -> float:
         """Return R^2 for regression, accuracy for classification (scikit-learn's conventions).
+
+        For regression, NaN targets are unlabelled: each output's R^2 is over the rows where
+        it is labelled (outputs with fewer than two labels are left out), then averaged.
+        Without NaN this is exactly ``r2_score(y, predict(X))``.
 
         Parameters
         ----------
         X : array-like or torch.Tensor
             Inputs shaped as for ``fit``.
         y : array-like
-            The true targets.
+            The true targets (NaN where unlabelled, for regression).
 
         Returns
         -------
         float
             ``sklearn.metrics.r2_score`` (averaged uniformly over the outputs) or
             ``accuracy_score`` of :meth:`predict` against ``y``.
+
+        Raises
+        ------
+        ValueError
+            For regression targets where no output has two labelled values.
         """
         from sklearn.metrics import accuracy_score, r2_score
         y_pred = self.predict(X)
-        return r2_score(y, y_pred) if self.regression else accuracy_score(y, y_pred)
+        if not self.regression:
+            return accuracy_score(y, y_pred)
+        y_true = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if not (np.issubdtype(y_true.dtype, np.inexact) and np.isnan(y_true).any()):
+            return r2_score(y, y_pred)
+        y_true = y_true.reshape(len(y_true), -1)
+        y_pred = np.asarray(y_pred).reshape(len(y_pred), -1)
+        scores = []
+        for j in range(y_true.shape[1]):
+            rows = ~np.isnan(y_true[:, j])
+            if rows.sum() >= 2:
+                scores.append(r2_score(y_true[rows, j], y_pred[rows, j]))
+        if not scores:
+            raise ValueError("score: no output has two labelled targets (the rest are NaN), "
+                             "so R^2 is undefined")
+        return float(np.mean(scores))
 
     def n_parameters(self) -> int:
         """Return the number of learnable parameters.
@@ -1269,7 +1535,7 @@ class NeuralNet(_SkorchNet):
             if losses:
                 best, at = min(losses)
                 text = f"{best:.6f} at epoch {at}"
-                if self.regression:
+                if self.regression and is_mse(self.criterion):
                     from .metrics import rmse_px
                     text += f" (RMSE {rmse_px(best):.2f} px)"
                 facts.append(("best valid loss", text))

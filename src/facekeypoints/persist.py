@@ -2,9 +2,9 @@
 
 A model file is a torch archive holding only tensors and strings, read back with
 ``torch.load(weights_only=True)``, which refuses anything that could run code. The net is
-rebuilt from the JSON config (layer list, layer keywords, update rule, hyperparameters) and
-the weights are loaded into it. Writes are atomic: a crash never leaves half a model where a
-good one was.
+rebuilt from the JSON config (layer list, layer keywords, update rule, hyperparameters, the
+criterion by name from a fixed list) and the weights are loaded into it. Writes are atomic: a
+crash never leaves half a model where a good one was.
 
 Examples
 --------
@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._json import jsonable
 from ._safe_io import atomic_torch_save, load_archive, seal
+from .augment import PADDING_MODES, AffineBatchIterator
 from .iterators import BatchIterator, FlipBatchIterator
 from .layers import (LAYER_TYPES, NONLINEARITIES, InputLayer, build_stack, layer_class,
                      nonlinearity_name, split_layer_params)
+from .losses import MaskedL1Loss, MaskedLoss, MaskedMSELoss, WingLoss, get_criterion
 from .precision import PRECISIONS
 from .progress import EpochProgress
 from .schedules import Schedule
@@ -62,8 +64,16 @@ _SEALED_SINCE = 2
 # The keys of a model file's config: exactly what :func:`net_config` writes without
 # ``training``. A model file whose config has any other key is refused.
 _MODEL_CONFIG_KEYS = ("batch_iterators", "layers", "layer_kwargs", "update", "hyperparameters",
-                      "regression", "max_epochs", "eval_size", "columns", "precision")
-_ITERATOR_KINDS = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator}
+                      "regression", "max_epochs", "eval_size", "columns", "precision",
+                      "criterion", "tta")
+_ITERATOR_KINDS = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator,
+                   "AffineBatchIterator": AffineBatchIterator}
+# AffineBatchIterator's settings beyond FlipBatchIterator's, with their checks.
+_AFFINE_KEYS = {"rotate": lambda v: _is_number(v) and 0 <= v <= 180,
+                "scale": lambda v: _is_number(v) and 0 <= v < 1,
+                "shift": lambda v: _is_number(v) and v >= 0,
+                "flip": lambda v: isinstance(v, bool),
+                "padding_mode": lambda v: v in PADDING_MODES}
 _LAYER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _HYPERPARAMETER = re.compile(r"update_[A-Za-z][A-Za-z0-9_]*\Z")
 _MAX_SIZE = 2**31 - 1       # the largest layer size, stride or batch size a config may name
@@ -85,7 +95,8 @@ def net_config(net: NeuralNet, training: bool = False) -> dict[str, Any]:
     """Describe a net as JSON-safe data: what model files and ``config.json`` hold.
 
     One format for both: the model part (layers, layer keywords, update rule, hyperparameters
-    as they are now, batch iterators, regression, max_epochs, eval_size, columns) is what
+    as they are now, batch iterators, regression, max_epochs, eval_size, columns, precision,
+    and the criterion as ``{'name': ..., 'params': {...}}``) is what
     :func:`build_net` rebuilds a net from; ``training=True`` adds the training plumbing a
     model file does not need (callbacks with their parameters, nolearn handlers, the batch
     iterators' reprs, random state, device).
@@ -108,7 +119,8 @@ def net_config(net: NeuralNet, training: bool = False) -> dict[str, Any]:
     ------
     ValueError
         Without ``training``, for a net that cannot be saved as a safe model file (a
-        ``module=`` net, a custom update rule, a layer keyword JSON cannot hold).
+        ``module=`` net, a custom update rule or criterion, a layer keyword JSON cannot
+        hold).
 
     Examples
     --------
@@ -165,7 +177,62 @@ def _model_config(net):
         "columns": list(getattr(net, "columns_", []) or []),
         # what the net trained with ('32' or 'bf16'); predict and evaluate use it by default
         "precision": getattr(net, "precision_", None) or getattr(net, "precision", "32"),
+        "criterion": _criterion_config(net),
+        # predict's default: flip test-time augmentation or not
+        "tta": bool(getattr(net, "tta", False)),
     }
+
+
+def _criteria():
+    """The criteria a model file may name: this package's and a few of torch's, by class
+    name (a whitelist: a file never names code to run)."""
+    import torch
+
+    return {cls.__name__: cls for cls in (MaskedMSELoss, MaskedL1Loss, WingLoss,
+                                          torch.nn.MSELoss, torch.nn.L1Loss,
+                                          torch.nn.CrossEntropyLoss)}
+
+
+#: Parameters a model file records for each criterion (the rest have none).
+_CRITERION_PARAMS = {"WingLoss": ("width", "curvature")}
+
+
+def _criterion_config(net):
+    """``{'name': class name, 'params': {...}}`` of the net's criterion (ValueError if it is
+    not one a model file can name)."""
+    import torch
+
+    known = _criteria()
+    criterion = getattr(net, "criterion_", None) if getattr(net, "initialized_", False) \
+        else None
+    if criterion is None:
+        spec = net.criterion
+        if spec is None:
+            spec = MaskedMSELoss if net.regression else torch.nn.CrossEntropyLoss
+        elif isinstance(spec, str):
+            spec = get_criterion(spec)
+        if isinstance(spec, type) and known.get(spec.__name__) is spec:
+            try:
+                criterion = spec(**net.get_params_for("criterion"))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"criterion {spec.__name__} cannot be built with "
+                                 f"{net.get_params_for('criterion')}: {exc}") from None
+        else:
+            criterion = spec
+    criterion = getattr(criterion, "_orig_mod", criterion)       # under torch.compile
+    name = type(criterion).__name__
+    plain = {"reduction": "mean", "weight": None, "ignore_index": -100,
+             "label_smoothing": 0.0}
+    unusual = [k for k, v in plain.items() if hasattr(criterion, k) and not (
+        getattr(criterion, k) is None if v is None else getattr(criterion, k) == v)]
+    if known.get(name) is not type(criterion) or unusual:
+        what = f" with {', '.join(unusual)} set" if unusual else ""
+        shown = criterion.__name__ if isinstance(criterion, type) else name
+        raise ValueError(f"criterion {shown}{what} cannot be saved in a safe model file; "
+                         f"use one of {', '.join(sorted(known))} (default settings but "
+                         "WingLoss's width and curvature)")
+    params = criterion.get_params() if isinstance(criterion, MaskedLoss) else {}
+    return {"name": name, "params": {k: float(v) for k, v in params.items()}}
 
 
 def _training_config(net):
@@ -208,11 +275,17 @@ def _describe_callback(item):
 
 def _iterator_config(iterator):
     """Built-in iterators by kind and batch size; anything else falls back to the default."""
-    if type(iterator) not in (BatchIterator, FlipBatchIterator):
+    if type(iterator) not in _ITERATOR_KINDS.values():
         return None
     config = {"kind": type(iterator).__name__, "batch_size": int(iterator.batch_size)}
+    if iterator.shuffle:
+        config["shuffle"] = True
     if isinstance(iterator, FlipBatchIterator):
         config["flip_indices"] = [list(map(int, pair)) for pair in iterator.flip_indices]
+    if isinstance(iterator, AffineBatchIterator):
+        config.update(rotate=float(iterator.rotate), scale=float(iterator.scale),
+                      shift=float(iterator.shift), flip=bool(iterator.flip),
+                      padding_mode=str(iterator.padding_mode))
     return config
 
 
@@ -220,8 +293,11 @@ def _iterator_from_config(config):
     if not config:
         return None
     kwargs = {"batch_size": int(config["batch_size"])}
+    if config.get("shuffle"):
+        kwargs["shuffle"] = True
     if "flip_indices" in config:
         kwargs["flip_indices"] = [tuple(pair) for pair in config["flip_indices"]]
+    kwargs.update({key: config[key] for key in _AFFINE_KEYS if key in config})
     return _ITERATOR_KINDS[config["kind"]](**kwargs)
 
 
@@ -263,6 +339,14 @@ def _valid_layer_value(param, value):
         return value is None or (isinstance(value, str) and value.lower() in NONLINEARITIES)
     if param == "p":
         return _is_number(value) and 0 <= value < 1
+    if param == "W":
+        return _is_number(value) and value >= 0
+    if param == "b":
+        return value is None or (_is_number(value) and value == 0)
+    if param == "epsilon":
+        return _is_number(value) and value > 0
+    if param == "alpha":
+        return _is_number(value) and 0 < value <= 1
     return False
 
 
@@ -341,17 +425,39 @@ def _check_config(config, strict):
               "max_epochs": _is_int,
               "eval_size": lambda v: v is None or (_is_number(v) and 0 <= v < 1),
               "columns": lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-              "precision": lambda v: v in PRECISIONS}
+              "precision": lambda v: v in PRECISIONS,
+              "tta": lambda v: isinstance(v, bool)}
     for key, ok in checks.items():
         if key in config and not ok(config[key]):
             raise ModelFileError(f"the model config's {key!r} is {str(config[key])[:60]}, "
                                  "which facekeypoints never writes")
+    if "criterion" in config:
+        _check_criterion_config(config["criterion"])
     iterators = config.get("batch_iterators") or {}
     if not isinstance(iterators, dict) or set(iterators) - {"train", "test"}:
         raise ModelFileError("the model config's 'batch_iterators' is not "
                              "{'train': ..., 'test': ...}")
     for which, it in iterators.items():
         _check_iterator_config(which, it)
+
+
+def _check_criterion_config(config):
+    known = _criteria()
+    if not isinstance(config, dict) or set(config) != {"name", "params"} or not isinstance(
+            config["params"], dict):
+        raise ModelFileError(f"the model config's 'criterion' is {str(config)[:60]}, which "
+                             "facekeypoints never writes (it writes {'name': ..., 'params': "
+                             "{...}})")
+    name = config["name"]
+    if not isinstance(name, str) or name not in known:
+        raise ModelFileError(f"the model config names an unknown criterion {str(name)[:60]!r}; "
+                             f"known: {', '.join(sorted(known))}")
+    allowed = _CRITERION_PARAMS.get(name, ())
+    for key, value in config["params"].items():
+        if key not in allowed or not (_is_number(value) and value > 0):
+            raise ModelFileError(f"the model config's criterion {name} has a parameter "
+                                 f"{str(key)[:40]!r} = {str(value)[:40]}, which facekeypoints "
+                                 f"never writes (it takes {', '.join(allowed) or 'none'})")
 
 
 def _check_iterator_config(which, config):
@@ -362,13 +468,20 @@ def _check_iterator_config(which, config):
         raise ModelFileError(f"the model config names an unknown batch iterator "
                              f"{str(kind)[:60]!r}; known: {', '.join(_ITERATOR_KINDS)}")
     pairs = config.get("flip_indices", [])
-    if (set(config) - {"kind", "batch_size", "flip_indices"}
+    allowed = {"kind", "batch_size", "shuffle", "flip_indices"}
+    if config["kind"] == "AffineBatchIterator":
+        allowed |= set(_AFFINE_KEYS)
+    if (set(config) - allowed
+            or not isinstance(config.get("shuffle", False), bool)
+            or not all(check(config[key]) for key, check in _AFFINE_KEYS.items()
+                       if key in config)
             or not _is_int(config.get("batch_size"))
             or not isinstance(pairs, list)
             or not all(isinstance(p, list) and len(p) == 2
                        and all(_is_int(i, low=0) for i in p) for p in pairs)):
         raise ModelFileError(f"the model config's {which} batch iterator is not "
-                             "{'kind', 'batch_size'[, 'flip_indices']} as facekeypoints writes it")
+                             "{'kind', 'batch_size'[, 'shuffle', 'flip_indices', the "
+                             "AffineBatchIterator settings]} as facekeypoints writes it")
 
 
 def _layer_list(config):
@@ -422,8 +535,10 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
     """Build a fresh, unfitted NeuralNet from a config written by :func:`net_config`.
 
     Only the model part is used: layers and their keywords, the update rule and
-    hyperparameters, batch iterators, ``regression``, ``max_epochs`` and ``eval_size``.
-    Callbacks are not rebuilt, and the net is quiet (``verbose=0``).
+    hyperparameters, batch iterators, ``regression``, ``max_epochs``, ``eval_size``,
+    ``precision`` and the criterion (a config without one, as model files written before it
+    was recorded, gets the default criterion). Callbacks are not rebuilt, and the net is
+    quiet (``verbose=0``).
 
     Parameters
     ----------
@@ -442,9 +557,9 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
     ------
     ModelFileError
         If the model part holds anything :func:`net_config` does not write: a layer type,
-        update rule or batch iterator this version does not know, a keyword that is no
-        parameter of its layers, a value of the wrong kind, or a hyperparameter the update
-        rule does not take. Keys outside the model part are ignored.
+        update rule, criterion or batch iterator this version does not know, a keyword that
+        is no parameter of its layers, a value of the wrong kind, or a hyperparameter the
+        update rule does not take. Keys outside the model part are ignored.
 
     Examples
     --------
@@ -467,8 +582,13 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
                   batch_iterator_train=_iterator_from_config(iterators.get("train")),
                   batch_iterator_test=_iterator_from_config(iterators.get("test")),
                   max_epochs=config.get("max_epochs", 100), eval_size=config.get("eval_size", 0.2),
-                  precision=config.get("precision", "32"), verbose=0, **_layer_kwargs(config),
+                  precision=config.get("precision", "32"), tta=config.get("tta", False),
+                  verbose=0, **_layer_kwargs(config),
                   **config.get("hyperparameters", {}))
+    criterion = config.get("criterion")
+    if criterion is not None:
+        params["criterion"] = _criteria()[criterion["name"]]
+        params.update({f"criterion__{k}": v for k, v in criterion["params"].items()})
     params.update(overrides)
     net = NeuralNet(**params)
     try:
@@ -505,7 +625,8 @@ def save_model(net: NeuralNet, path: str | os.PathLike[str], history: bool = Tru
     Raises
     ------
     ValueError
-        For a net that cannot be saved safely (see :func:`net_config`).
+        For a net that cannot be saved safely (see :func:`net_config`): e.g. a ``module=``
+        net, or an update rule or criterion outside the built-in ones.
 
     Examples
     --------

@@ -176,13 +176,17 @@ def run_labels(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 def keypoint_errors(y_true: ArrayLike, y_pred: ArrayLike, columns: Sequence[str] = KEYPOINT_COLUMNS,
                     scaled: bool = True) -> pd.DataFrame:
-    """Per-keypoint RMSE in pixels.
+    """Per-keypoint RMSE in pixels, each keypoint over the faces that have it.
+
+    A NaN target is unlabelled and left out (``fk.load(dropna=False)`` keeps faces with
+    gaps): each keypoint's errors are over the faces where it is labelled, and ``n`` counts
+    them.
 
     Parameters
     ----------
     y_true, y_pred : array-like of shape (n, k)
         Targets and predictions, in the library's scaled units (or pixels with
-        ``scaled=False``).
+        ``scaled=False``); NaN in ``y_true`` marks an unlabelled value.
     columns : sequence of str, default KEYPOINT_COLUMNS
         Names of the k outputs (x, y pairs).
     scaled : bool, default True
@@ -192,8 +196,10 @@ def keypoint_errors(y_true: ArrayLike, y_pred: ArrayLike, columns: Sequence[str]
     -------
     pandas.DataFrame
         Indexed by keypoint, with ``x``, ``y``, ``rmse`` (over both coordinates) and ``n``
-        (faces), plus a last row ``overall`` over every value; the overall value equals
-        ``rmse_px`` of the mean squared error the net reports as its loss.
+        (faces with that keypoint), plus a last row ``overall`` over every labelled value
+        (``n``: faces with at least one); the overall value equals ``rmse_px`` of the mean
+        squared error the net reports as its loss. A keypoint no face has gets NaN errors
+        and ``n`` 0.
 
     Raises
     ------
@@ -206,6 +212,11 @@ def keypoint_errors(y_true: ArrayLike, y_pred: ArrayLike, columns: Sequence[str]
     >>> table = keypoint_errors(np.zeros((2, 30)), np.full((2, 30), 0.05))
     >>> len(table), round(float(table.loc["overall", "rmse"]), 2)
     (16, 2.4)
+    >>> y_true = np.zeros((2, 30))
+    >>> y_true[1, 2:] = np.nan                      # the second face has one keypoint
+    >>> table = keypoint_errors(y_true, np.full((2, 30), 0.05))
+    >>> table.loc[["left_eye_center", "right_eye_center", "overall"], "n"].tolist()
+    [2, 1, 2]
     """
     import pandas as pd
 
@@ -217,13 +228,18 @@ def keypoint_errors(y_true: ArrayLike, y_pred: ArrayLike, columns: Sequence[str]
     if y_true.shape[1] != len(columns):
         raise ValueError(f"{y_true.shape[1]} outputs but {len(columns)} column names")
     sq = squared_errors_px(y_true, y_pred, scaled=scaled)
+    labelled = ~np.isnan(y_true)
     rows = {}
     for j in range(0, len(columns) - 1, 2):
         name = columns[j][:-2] if columns[j].endswith("_x") else columns[j]
-        rows[name] = {"x": math.sqrt(sq[:, j].mean()), "y": math.sqrt(sq[:, j + 1].mean()),
-                      "rmse": math.sqrt(sq[:, j:j + 2].mean()), "n": len(sq)}
-    rows["overall"] = {"x": math.sqrt(sq[:, 0::2].mean()), "y": math.sqrt(sq[:, 1::2].mean()),
-                       "rmse": math.sqrt(sq.mean()), "n": len(sq)}
+        part = np.s_[:, j:j + 2]
+        rows[name] = {"x": _rms(sq[:, j], labelled[:, j]),
+                      "y": _rms(sq[:, j + 1], labelled[:, j + 1]),
+                      "rmse": _rms(sq[part], labelled[part]),
+                      "n": int(labelled[part].any(axis=1).sum())}
+    rows["overall"] = {"x": _rms(sq[:, 0::2], labelled[:, 0::2]),
+                       "y": _rms(sq[:, 1::2], labelled[:, 1::2]),
+                       "rmse": _rms(sq, labelled), "n": int(labelled.any(axis=1).sum())}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "keypoint"
     return table
@@ -232,24 +248,53 @@ def keypoint_errors(y_true: ArrayLike, y_pred: ArrayLike, columns: Sequence[str]
 def mean_baseline_loss(y_train: ArrayLike, y_valid: ArrayLike) -> float:
     """The validation MSE of predicting the mean training keypoints for every face.
 
+    NaN targets are unlabelled: each keypoint's mean is over the training faces that have it
+    (0, the image centre, for a keypoint no training face has), and the error is over the
+    labelled validation values, as the net's validation loss is.
+
     Parameters
     ----------
     y_train, y_valid : array-like of shape (n, k)
-        Training and validation targets (scaled).
+        Training and validation targets (scaled); NaN marks an unlabelled value.
 
     Returns
     -------
     float
         The loss a net must beat to have learned anything; ``rmse_px`` turns it into pixels.
 
+    Raises
+    ------
+    ValueError
+        When no validation target is labelled.
+
     Examples
     --------
     >>> round(mean_baseline_loss([[0.1], [-0.1]], [[0.2]]), 6)
     0.04
+    >>> round(mean_baseline_loss([[0.1, 0.5], [-0.1, float("nan")]],
+    ...                          [[0.2, float("nan")]]), 6)
+    0.04
     """
     y_train = np.asarray(y_train, dtype=np.float64)
     y_valid = np.asarray(y_valid, dtype=np.float64)
-    return float(((y_valid - y_train.mean(axis=0)) ** 2).mean())
+    train_labelled, valid_labelled = ~np.isnan(y_train), ~np.isnan(y_valid)
+    if train_labelled.all() and valid_labelled.all():
+        return float(((y_valid - y_train.mean(axis=0)) ** 2).mean())
+    if not valid_labelled.any():
+        raise ValueError("no validation target is labelled (all are NaN): no baseline loss")
+    counts = train_labelled.sum(axis=0)
+    sums = np.where(train_labelled, y_train, 0.0).sum(axis=0)
+    mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+    return float(((y_valid - mean) ** 2)[valid_labelled].mean())
+
+
+def _rms(squared, labelled):
+    """The root of the mean of ``squared`` over ``labelled`` (NaN, silently, over none)."""
+    if labelled.all():
+        return math.sqrt(squared.mean())
+    if not labelled.any():
+        return float("nan")
+    return math.sqrt(squared[labelled].mean())
 
 
 _FIELDS = (("train_loss", "train", "{:.6f}"), ("valid_loss", "valid", "{:.6f}"),

@@ -549,13 +549,17 @@ class SpecialistEnsemble:
         covered = {c for g, _ in self.members for c in g.columns}
         return [c for c in KEYPOINT_COLUMNS if c in covered]
 
-    def predict(self, X: np.ndarray) -> np.ndarray | None:
+    def predict(self, X: np.ndarray, tta: bool = False) -> np.ndarray | None:
         """Predict all 30 keypoint columns, each member its own.
 
         Parameters
         ----------
         X : numpy.ndarray
             Faces, (n, 9216) or (n, 1, 96, 96); reshaped for each member's input.
+        tta : bool, default False
+            Flip test-time augmentation in every member (see
+            :meth:`facekeypoints.NeuralNet.predict`): each member averages its prediction
+            with the un-mirrored prediction of the mirror image, swapping its own columns.
 
         Returns
         -------
@@ -567,14 +571,14 @@ class SpecialistEnsemble:
         out = None
         for group, net in self.members:
             Xm = X.reshape(len(X), -1) if _flat_input(net) else X.reshape(len(X), 1, 96, 96)
-            pred = np.asarray(net.predict(Xm))
+            pred = np.asarray(net.predict(Xm, tta=True) if tta else net.predict(Xm))
             if out is None:
                 out = np.full((len(pred), len(KEYPOINT_COLUMNS)), np.nan, dtype=pred.dtype)
             out[:, [KEYPOINT_COLUMNS.index(c) for c in group.columns]] = pred
         return out
 
     def keypoint_errors(self, data: str | Path | tuple[ArrayLike, ArrayLike] | None = None,
-                        split: str = "all") -> pd.DataFrame:
+                        split: str = "all", tta: bool = False) -> pd.DataFrame:
         """Per-keypoint RMSE in pixels, each member on its own rows of the data.
 
         Parameters
@@ -585,6 +589,8 @@ class SpecialistEnsemble:
         split : {'all', 'valid', 'train'}, default 'all'
             Which of each member's rows: all of them, or the validation / training fold the
             member used when trained on this data.
+        tta : bool, default False
+            Predict with flip test-time augmentation (see :meth:`predict`).
 
         Returns
         -------
@@ -609,7 +615,7 @@ class SpecialistEnsemble:
                 X, y = valid if split == "valid" else train
             if not len(X):
                 continue
-            pred = net.predict(X)
+            pred = net.predict(X, tta=True) if tta else net.predict(X)
             t = keypoint_errors(y, pred, group.columns).drop(index="overall")
             t.insert(0, "group", group.name)
             tables.append(t)

@@ -13,6 +13,8 @@ dropout rates; this module sweeps them::
 
 Every fit is scored by :data:`neg_rmse_px`, the validation RMSE in pixels, negated as
 scikit-learn's scorers are (greater is better); the results table turns it back into pixels.
+Partial-label data (``fk.load2d(dropna=False)``, NaN where a keypoint is not labelled) work
+as they are: the nets' default loss and the scorer leave the NaN targets out.
 The candidates are scikit-learn's (``ParameterGrid``, or ``ParameterSampler`` for
 ``n_iter``), the folds its ``check_cv``, the table its ``cv_results_`` layout; the fits are
 dispatched here, through ``joblib.Parallel``, so that each one is reported as it finishes.
@@ -21,10 +23,11 @@ Where the fits run (``backend='auto'``): on Dask distributed through joblib's ``
 backend when dask and distributed are installed (``pip install 'facekeypoints[distributed]'``)
 -- an existing cluster when ``scheduler`` (or ``$FACEKEYPOINTS_SCHEDULER``) gives its address,
 else an embedded ``LocalCluster`` with one single-threaded worker process per core -- and on
-local joblib (loky) processes otherwise, which it says. X and y are sent to every worker once,
-before the fits start (``Client.scatter``); each task then carries only the unfitted net and
-the fold's indices. Torch runs one thread per task, and the net's ``random_state`` makes every
-fit reproducible, so Dask, loky and in-process runs give the same numbers.
+local joblib (loky) processes otherwise, which it says. X and y (partial-label data too) are
+sent to every worker once, before the fits start (``Client.scatter``); each task then carries
+only the unfitted net and the fold's indices. Torch runs one thread per task, and the net's
+``random_state`` makes every fit reproducible, so Dask, loky and in-process runs give the
+same numbers.
 
 Tables and plots of the results are in :mod:`facekeypoints.sweep_report`; the command line
 (``facekeypoints sweep PRESET --grid key=v1,v2 ...``) is :mod:`facekeypoints.cli.sweep`.
@@ -86,7 +89,8 @@ def make_rmse_scorer(pixels_per_unit: float = PIXELS_PER_UNIT) -> Callable[..., 
     -------
     callable
         ``scorer(estimator, X, y)`` = ``-keypoint_rmse_px(y, estimator.predict(X))``
-        (negated: greater is better, as for every scikit-learn scorer). It pickles.
+        (negated: greater is better, as for every scikit-learn scorer), over the labelled
+        targets only (NaN in ``y`` is left out). It pickles.
 
     Examples
     --------
@@ -467,17 +471,30 @@ def _fit_and_score(task, estimator, X, y, train, test, parameters, scorer, error
     return task, result
 
 
-def _fits(estimator, X, y, candidates, splits, scorer, error_score, n_jobs) -> Iterator:
-    """``(task, meta, result)`` per fit, in the order they finish, on the active backend."""
+def _fits(estimator, X, y, candidates, splits, scorer, error_score, n_jobs,
+          one_thread_client=None) -> Iterator:
+    """``(task, meta, result)`` per fit, in the order they finish, on the active backend.
+
+    joblib runs the tasks of a Dask cluster with a single thread in this process (its
+    one-job shortcut), where the scattered X and y are unresolved futures; for such a
+    cluster (``one_thread_client``) the fits are submitted to it directly instead.
+    """
     import joblib
     from sklearn.base import clone
 
     n_candidates, n_splits = len(candidates), len(splits)
     meta = [(params, (s, n_splits), (c, n_candidates))
             for c, params in enumerate(candidates) for s in range(n_splits)]
-    jobs = (joblib.delayed(_fit_and_score)(c * n_splits + s, clone(estimator), X, y, train,
-                                           test, params, scorer, error_score)
+    args = ((c * n_splits + s, clone(estimator), X, y, train, test, params, scorer, error_score)
             for c, params in enumerate(candidates) for s, (train, test) in enumerate(splits))
+    if one_thread_client is not None:
+        distributed = _import_distributed()
+        futures = [one_thread_client.submit(_fit_and_score, *a, pure=False) for a in args]
+        for future in distributed.as_completed(futures, loop=one_thread_client.loop):
+            task, result = future.result()
+            yield task, meta[task], result
+        return
+    jobs = (joblib.delayed(_fit_and_score)(*a) for a in args)
     parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     for task, result in parallel(jobs):
         yield task, meta[task], result
@@ -542,7 +559,8 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
     estimator : NeuralNet
         An unfitted net (a preset); give it a ``random_state`` for reproducible fits.
     X, y : array-like
-        The training data (all of it: the folds are cut from it).
+        The training data (all of it: the folds are cut from it). ``y`` may hold NaN where
+        a keypoint is not labelled (``fk.load2d(dropna=False)``).
     param_grid : mapping of str to sequence
         ``{name: [values]}`` with any ``set_params`` name (``callbacks__adjust_lr__start``,
         ``dropout1_p``, ``max_epochs``, ...).
@@ -648,9 +666,9 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
     counts = f"{n_fits} fits ({n_candidates} candidates x {n_splits} folds)"
     started = time.perf_counter()
 
-    def run(data_X, data_y, n_jobs):
+    def run(data_X, data_y, n_jobs, one_thread_client=None):
         for task, meta, result in _fits(estimator, data_X, data_y, candidates, splits, scorer,
-                                        error_score, n_jobs):
+                                        error_score, n_jobs, one_thread_client):
             results[task] = result
             if reporter is not None:
                 try:
@@ -671,8 +689,10 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
                 # tasks refer to them by key.
                 data = dask_client.scatter([X, y], broadcast=True, hash=False,
                                            timeout=SCATTER_TIMEOUT_S)
+                one_thread = sum(dask_client.nthreads().values()) == 1
                 with joblib.parallel_config(backend="dask", client=dask_client):
-                    run(data[0], data[1], n_jobs=-1)
+                    run(data[0], data[1], n_jobs=-1,
+                        one_thread_client=dask_client if one_thread else None)
                 del data
         elif kind == "loky":
             n = n_workers or default_n_workers()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 __all__ = [
-    "IMPLEMENTATION_FLAGS", "UPDATES", "adam", "build_optimizer", "check_hyperparameter",
+    "IMPLEMENTATION_FLAGS", "UPDATES", "adam", "adamw", "build_optimizer", "check_hyperparameter",
     "drop_unavailable_kernels", "fused_kernel_available", "hyperparameter_slots", "momentum",
     "nesterov_momentum", "set_hyperparameter", "sgd",
 ]
@@ -206,7 +206,56 @@ def adam(params: Iterable[torch.Tensor], learning_rate: float = 0.001, beta1: fl
     return _fast(torch.optim.Adam, params, lr=learning_rate, betas=(beta1, beta2), eps=epsilon)
 
 
-UPDATES = {"nesterov_momentum": nesterov_momentum, "momentum": momentum, "sgd": sgd, "adam": adam}
+@_rule(learning_rate=("lr",), momentum=("betas", 0), beta1=("betas", 0), beta2=("betas", 1),
+       epsilon=("eps",), weight_decay=("weight_decay",))
+def adamw(params: Iterable[torch.Tensor], learning_rate: float = 0.001, beta1: float = 0.9,
+          beta2: float = 0.999, epsilon: float = 1e-8, weight_decay: float = 0.01,
+          momentum: float | None = None) -> torch.optim.AdamW:
+    """Build AdamW: Adam with decoupled weight decay (Loshchilov & Hutter).
+
+    Each step shrinks every weight by ``learning_rate * weight_decay`` times itself, apart
+    from the Adam step, so a learning-rate schedule scales the decay too. ``momentum`` is
+    another name for ``beta1``, as for :func:`adam`.
+
+    Parameters
+    ----------
+    params : iterable of torch.Tensor
+        The parameters to train.
+    learning_rate : float, default 0.001
+        The step size.
+    beta1 : float, default 0.9
+        Decay rate of the first-moment estimate.
+    beta2 : float, default 0.999
+        Decay rate of the second-moment estimate.
+    epsilon : float, default 1e-8
+        Added to the denominator for numerical stability.
+    weight_decay : float, default 0.01
+        The decoupled weight decay coefficient (torch's default); 0 makes this Adam.
+    momentum : float, optional
+        When given, used as ``beta1`` (it wins over ``beta1``).
+
+    Returns
+    -------
+    torch.optim.AdamW
+        With torch's fused kernel where available.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from facekeypoints.updates import adamw
+    >>> w = torch.nn.Parameter(torch.zeros(3))
+    >>> group = adamw([w], learning_rate=2e-3, weight_decay=1e-4).param_groups[0]
+    >>> group["lr"], group["weight_decay"], group["betas"]
+    (0.002, 0.0001, (0.9, 0.999))
+    """
+    if momentum is not None:
+        beta1 = momentum
+    return _fast(torch.optim.AdamW, params, lr=learning_rate, betas=(beta1, beta2), eps=epsilon,
+                 weight_decay=weight_decay)
+
+
+UPDATES = {"nesterov_momentum": nesterov_momentum, "momentum": momentum, "sgd": sgd, "adam": adam,
+           "adamw": adamw}
 
 
 def hyperparameter_slots(
@@ -320,13 +369,16 @@ def build_optimizer(update: Callable[..., torch.optim.Optimizer] | type[torch.op
 
 
 def check_hyperparameter(attr: str, value: float) -> float:
-    """Refuse values no run should start with: NaN or infinite, lr <= 0, momentum outside [0, 1).
+    """Refuse a hyperparameter value that no run should use, naming the attribute.
+
+    Every value must be finite; one whose name ends in ``learning_rate`` must be > 0, in
+    ``momentum`` in [0, 1), in ``weight_decay`` >= 0.
 
     Parameters
     ----------
     attr : str
-        The attribute's name; names ending in ``learning_rate`` or ``momentum`` get the
-        range checks.
+        The attribute's name; names ending in ``learning_rate``, ``momentum`` or
+        ``weight_decay`` get the range checks.
     value : float
         The value to check.
 
@@ -356,4 +408,6 @@ def check_hyperparameter(attr: str, value: float) -> float:
         raise ValueError(f"{attr} must be > 0, got {value}")
     if attr.endswith("momentum") and not 0 <= value < 1:
         raise ValueError(f"{attr} must be in [0, 1), got {value}")
+    if attr.endswith("weight_decay") and value < 0:
+        raise ValueError(f"{attr} must be >= 0 (0 turns weight decay off), got {value}")
     return value

@@ -2,18 +2,16 @@
 ``compare``."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..precision import PRECISIONS
-from ._common import (DATA_HELP, DEVICE_HELP, MODEL_HELP, PRECISION_HELP, CLIError, add_command,
-                      check_file, data_name, histories, is_ensemble, load_ensemble, load_model,
-                      load_training_data, model_columns, output_path, positive_int)
-
-if TYPE_CHECKING:
-    import argparse
+from ._common import (DATA_HELP, DEVICE_HELP, MODEL_HELP, PARTIAL_LABELS_HELP, PRECISION_HELP,
+                      CLIError, add_command, check_file, data_name, histories, is_ensemble,
+                      label_summary, load_ensemble, load_model, load_training_data,
+                      model_columns, one_line, output_path, positive_int)
 
 __all__ = ["cmd_evaluate", "cmd_predict", "cmd_plot", "cmd_compare", "add_evaluate",
            "add_predict", "add_plot", "add_compare", "DEFAULT_PLOT"]
@@ -43,7 +41,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     Evaluates every row of the data that has all the model's keypoints (--split valid: only
     the rows the net held out for validation when it was trained on this file; --split
-    train: the others).
+    train: the others). With --partial-labels, every row that has any of them: each keypoint
+    over the faces that have it (the "faces" column), the overall RMSE over every labelled
+    value; use it for a net trained with --partial-labels, so that --split picks the same
+    folds. A specialist ensemble always evaluates each member on every face that has its
+    keypoints. --tta averages each face's prediction with that of its mirror image.
 
     Parameters
     ----------
@@ -60,38 +62,61 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     CLIError
         For problems the user can fix (a missing file, a bad value); exit status 2.
     """
+    import numpy as np
+
     from ..reports import keypoint_errors
 
     if is_ensemble(args.model):
         return _evaluate_ensemble(args)
     net = load_model(args.model, args.device, args.precision)
+    if args.tta is None:
+        args.tta = bool(net.tta)
     columns = model_columns(net)
-    X, y = load_training_data(args.data, cols=None if len(columns) == 30 else columns)
+    X, y = load_training_data(args.data, cols=None if len(columns) == 30 else columns,
+                              dropna=not args.partial_labels)
     if args.split != "all":
         train, valid = net.train_valid_split(X, y)
         if args.split == "valid" and not len(valid[0]):
             raise CLIError("--split valid: the model was trained with eval_size=0")
         X, y = valid if args.split == "valid" else train
-    table = keypoint_errors(y, net.predict(X), columns)
+    try:
+        y_pred = net.predict(X, tta=args.tta)
+    except ValueError as exc:       # --tta on a net whose outputs are not known keypoints
+        raise CLIError(one_line(exc)) from None
+    table = keypoint_errors(y, y_pred, columns)
     if args.json:
         print(json.dumps({
             "model": str(args.model), "data": data_name(args.data), "split": args.split,
-            "faces": len(X), "rmse_px": table.loc["overall", "rmse"],
-            "keypoints": {k: {c: float(v) for c, v in row.items() if c != "n"}
+            "partial_labels": args.partial_labels, "tta": args.tta,
+            "faces": len(X), "labelled_values": int((~np.isnan(y)).sum()),
+            "rmse_px": table.loc["overall", "rmse"],
+            "keypoints": {k: {**{c: float(v) for c, v in row.items() if c != "n"},
+                              "faces": int(row["n"])}
                           for k, row in table.drop(index="overall").iterrows()},
         }, indent=1))
         return 0
-    print(f"model: {args.model}\ndata:  {data_name(args.data)}, {len(X)} faces with all "
-          f"{len(columns) // 2} keypoints (split: {args.split})\n")
-    rows = [[k, *(_fmt(float(v)) for v in (r.x, r.y, r.rmse))] for k, r in table.iterrows()]
-    print(_table(rows[:-1], ["keypoint", "x px", "y px", "RMSE px"], last=rows[-1]))
+    which = (f"{label_summary(y)}; each keypoint over the faces that have it"
+             if args.partial_labels else
+             f"{len(X)} faces with all {len(columns) // 2} keypoints")
+    tta = ", flip TTA" if args.tta else ""
+    print(f"model: {args.model}\ndata:  {data_name(args.data)}, {which} (split: "
+          f"{args.split}{tta})\n")
+    if args.partial_labels:
+        rows = [[k, str(int(r.n)), *(_fmt(float(v)) for v in (r.x, r.y, r.rmse))]
+                for k, r in table.iterrows()]
+        print(_table(rows[:-1], ["keypoint", "faces", "x px", "y px", "RMSE px"],
+                     last=rows[-1]))
+    else:
+        rows = [[k, *(_fmt(float(v)) for v in (r.x, r.y, r.rmse))] for k, r in table.iterrows()]
+        print(_table(rows[:-1], ["keypoint", "x px", "y px", "RMSE px"], last=rows[-1]))
     return 0
 
 
 def _evaluate_ensemble(args):
     ensemble = load_ensemble(args.model, args.device)
+    args.tta = bool(args.tta)
     try:
-        table = ensemble.keypoint_errors(args.data, split=args.split)
+        table = ensemble.keypoint_errors(args.data, split=args.split, tta=args.tta)
     except FileNotFoundError:
         raise CLIError(f"no such data file: {args.data}") from None
     overall = float(table.loc["overall", "rmse"])
@@ -104,9 +129,10 @@ def _evaluate_ensemble(args):
                           for k, row in table.drop(index="overall").iterrows()},
         }, indent=1))
         return 0
+    tta = ", flip TTA" if args.tta else ""
     print(f"model: {args.model} (specialist ensemble, {len(ensemble.members)} members)\n"
           f"data:  {data_name(args.data)}; each specialist on the faces that have its "
-          f"keypoints (split: {args.split})\n")
+          f"keypoints (split: {args.split}{tta})\n")
     rows = [[k, r.group, str(int(r.n)), *(_fmt(float(v)) for v in (r.x, r.y, r.rmse))]
             for k, r in table.drop(index="overall").iterrows()]
     print(_table(rows, ["keypoint", "group", "faces", "x px", "y px", "RMSE px"],
@@ -116,6 +142,9 @@ def _evaluate_ensemble(args):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the keypoints of a test.csv and write a Kaggle submission (RowId,Location).
+
+    --tta averages each face's prediction with the un-mirrored prediction of its mirror
+    image (flip test-time augmentation; twice the prediction time).
 
     Parameters
     ----------
@@ -143,6 +172,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         net = load_model(args.model, args.device, args.precision)
         columns = model_columns(net)
+    args.tta = bool(getattr(net, "tta", False)) if args.tta is None else args.tta
     test, lookup = args.test, args.lookup
     if test is None:
         from ..synthetic import ensure_default_dataset
@@ -158,7 +188,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     output_path(args.output, "-o")
     ids = read_csv(test, test=True).image_ids
     X, _ = load2d(test, test=True)
-    y_pred = net.predict(X)
+    try:
+        y_pred = net.predict(X, tta=args.tta)
+    except ValueError as exc:       # --tta on a net whose outputs are not known keypoints
+        raise CLIError(one_line(exc)) from None
     if ensemble and len(columns) != 30:
         y_pred = y_pred[:, [KEYPOINT_COLUMNS.index(c) for c in columns]]
     predictions = pd.DataFrame(y_pred, columns=columns, index=ids) if len(columns) != 30 else y_pred
@@ -169,7 +202,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     n_rows = len(pd.read_csv(lookup, usecols=["RowId"]))
     to_stdout = str(args.output) == "-"
     report = sys.stderr if to_stdout else sys.stdout   # keep the CSV on stdout clean
-    print(f"predicted {len(X)} faces from {test} with {args.model}", file=report)
+    print(f"predicted {len(X)} faces from {test} with {args.model}"
+          f"{' (flip TTA)' if args.tta else ''}", file=report)
     print(f"wrote {'the submission to stdout' if to_stdout else out} ({n_rows} rows of "
           "RowId,Location, pixels clipped to [0, 96])", file=report)
     return 0
@@ -272,6 +306,13 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("all", "valid", "train"), default="all",
                    help="which rows: all (default), or the validation / training fold the "
                         "net used when trained on this file")
+    p.add_argument("--partial-labels", action="store_true",
+                   help=PARTIAL_LABELS_HELP + "; each keypoint is evaluated over the faces that "
+                        "have it (as a net trained with --partial-labels splits its data)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation: average each face's prediction with "
+                        "the un-mirrored prediction of its mirror image (default: the "
+                        "model's own setting, off unless it was trained with tta=True)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--precision", choices=PRECISIONS,
@@ -297,6 +338,10 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
                    help="IdLookupTable.csv (default: the one next to --test)")
     p.add_argument("-o", "--output", default="submission.csv", metavar="CSV",
                    help="submission to write (default: submission.csv)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation: average each face's prediction with "
+                        "the un-mirrored prediction of its mirror image (default: the "
+                        "model's own setting, off unless it was trained with tta=True)")
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--precision", choices=PRECISIONS,
                    help=PRECISION_HELP + " (default: the one the model trained with)")

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         ``p``, with ``func=cmd_sweep`` as its default.
     """
-    p.add_argument("preset", help="net1 .. net7")
+    p.add_argument("preset", help="net1 .. net7 or modern (see train --help)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2", default=[],
                    help="a parameter and its values (Python literals), repeatable: "
                         "--grid callbacks__adjust_lr__start=0.03,0.01 --grid max_epochs=50,100")
@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="a fixed set_params override, e.g. callbacks__adjust_lr__stop=1e-3")
     p.add_argument("--data", help="a Kaggle training.csv (default: the embedded synthetic faces)")
+    p.add_argument("--partial-labels", action="store_true",
+                   help="use every face with at least one keypoint, NaN marking the missing "
+                        "ones; the loss and the validation RMSE leave them out")
     p.add_argument("--out", help="directory for results.csv and results.png "
                                  "(default runs/sweep-PRESET)")
     p.add_argument("--device", help="cpu, cuda ... on the workers (default: CUDA when present)")
@@ -148,11 +151,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_grid(net, grid)
     out = output_path(args.out or f"runs/sweep-{args.preset}", "--out", directory=True)
 
-    X, y = load2d(args.data)
+    X, y = load2d(args.data, dropna=not args.partial_labels)
     n_cand = math.prod(len(v) for v in grid.values())
+    labels = (f", {int((~np.isnan(y)).sum())} labelled keypoint values (partial labels)"
+              if args.partial_labels else "")
     print(f"sweep {args.preset}: {n_cand} candidates"
           f"{f' ({args.n_iter} sampled)' if args.n_iter else ''} x {args.cv} folds on "
-          f"{len(X)} faces ({args.data or 'embedded synthetic faces'}), "
+          f"{len(X)} faces ({args.data or 'embedded synthetic faces'}{labels}), "
           f"{net.max_epochs} max epochs", flush=True)
     frame = run_sweep(net, X, y, grid, cv=args.cv, scheduler=args.scheduler,
                       n_iter=args.n_iter, backend=args.backend, random_state=seed,
@@ -173,8 +178,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     info = {"preset": args.preset, "grid": _jsonable(grid), "set": _jsonable(sets),
             "cv": args.cv, "n_iter": args.n_iter, "max_epochs": net.max_epochs,
             "seed": seed, "data": str(args.data or "embedded synthetic faces"),
-            "rows": len(X), "backend": frame.attrs["backend"],
-            "seconds": frame.attrs["seconds"], "best_params": _jsonable(best)}
+            "partial_labels": bool(args.partial_labels), "rows": len(X),
+            "backend": frame.attrs["backend"], "seconds": frame.attrs["seconds"],
+            "best_params": _jsonable(best)}
     write_json(out / "sweep.json", info, indent=1)
     print(f"wrote {out / 'results.csv'}, {out / 'results.png'}, {out / 'sweep.json'} "
           f"({frame.attrs['seconds']:.0f} s)")

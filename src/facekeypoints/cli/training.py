@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..precision import PRECISIONS, resolve_precision
-from ._common import (DATA_HELP, DEVICE_HELP, PRECISION_HELP, PRESETS, CLIError, add_command,
-                      data_name, key_value, load_model, load_training_data, make_net, one_line,
-                      positive_int)
+from ._common import (DATA_HELP, DEVICE_HELP, PARTIAL_LABELS_HELP, PRECISION_HELP, PRESET_HELP,
+                      PRESETS, CLIError, add_command, data_name, key_value, label_summary, load_model,
+                      load_training_data, make_net, one_line, positive_int)
 
 if TYPE_CHECKING:
     import argparse
@@ -23,10 +23,16 @@ if TYPE_CHECKING:
 
 __all__ = ["cmd_train", "cmd_recipe", "cmd_train_specialists", "cmd_make_data", "add_train",
            "add_recipe", "add_train_specialists", "add_make_data", "RECIPE_QUICK_EPOCHS",
+           "RECIPE_QUICK_BATCH_SIZE", "with_batch_size",
            "data_digest", "data_label", "run_directory", "train_one"]
 
 #: Epochs per net of a ``recipe`` run without ``--full`` or ``--epochs``.
 RECIPE_QUICK_EPOCHS = 20
+#: Training batch size of a ``recipe`` run without ``--full`` or ``--batch-size``. With the
+#: recipe's SGD schedule a net sits on the mean keypoints for its first few hundred updates;
+#: 20 epochs of batch 16 (about 2,100 updates on the embedded faces) take it well past that
+#: in a few minutes on a 2-core CPU, where batch 128 (270 updates) does not leave the mean.
+RECIPE_QUICK_BATCH_SIZE = 16
 
 
 
@@ -162,8 +168,8 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
     X, y : numpy.ndarray
         The training data.
     args : argparse.Namespace
-        The command line (``data``, ``checkpoint_every``; ``device`` and ``seed`` when the
-        net is made here).
+        The command line (``data``, ``checkpoint_every``, ``partial_labels`` when present;
+        ``device`` and ``seed`` when the net is made here).
     out_dir : str or path-like
         The run directory to write.
     max_epochs : int or None
@@ -199,6 +205,7 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
     from .._signals import StopSignals, active, interruption, signal_name
     from .._version import __version__
     from ..checkpoint import Checkpoint
+    from ..losses import is_mse
     from ..metrics import rmse_px
     from ..persist import net_config
     from ..runs import Stopwatch, partial_dir, start_run, write_run
@@ -227,6 +234,7 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
                 "data": data_label(args.data), "rows": len(X), "device": str(net.resolve_device()),
                 "precision": resolve_precision(net.precision, net.resolve_device()),
                 "seed": net.random_state, "checkpoint_every": every or None,
+                "partial_labels": bool(getattr(args, "partial_labels", False)),
                 "run_id": uuid.uuid4().hex[:12], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "facekeypoints": __version__, **carried, "status": "training"}
         info.setdefault("data_sha256", None)
@@ -242,6 +250,9 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         print(f"\n=== {name}: {net.max_epochs} epochs on {len(X)} faces "
               f"({data_name(args.data)}) -> {out_dir}{again}, precision "
               f"{info['precision']} ===", flush=True)
+        if info["partial_labels"]:
+            print(f"partial labels: {label_summary(y)}; the validation split is over all "
+                  "of them", flush=True)
         config = net_config(net, training=True)
         resume_hint = f"Continue with: facekeypoints train {name} --resume {out_dir}"
         stop.graceful = True          # the first signal finishes the epoch, a second insists
@@ -282,7 +293,9 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
                               if checkpoint.exists() else "")) from None
         valid = [(h["valid_loss"], h["epoch"]) for h in net.history if "valid_loss" in h]
         best = (f"; best valid RMSE {rmse_px(min(valid)[0]):.2f} px at epoch {min(valid)[1]}"
-                if valid else "")
+                if valid and is_mse(net.criterion) else
+                f"; best valid loss {min(valid)[0]:.6f} ({type(net.criterion_).__name__}) at "
+                f"epoch {min(valid)[1]}" if valid else "")
         print(f"{name}: {len(net.history)} epochs in {clock.seconds:.0f} s{best}")
         print(f"wrote {out_dir}/ (model.pt, history.json/csv, run.json, config.json, "
               "learning_curve.png, keypoints.png, checkpoint.pt)", flush=True)
@@ -332,13 +345,24 @@ def _recipe(args):
     from ..reports import mean_baseline_loss, read_history, recipe_table
 
     epochs = args.epochs or (3000 if args.full else RECIPE_QUICK_EPOCHS)
+    batch_size = args.batch_size or (None if args.full else RECIPE_QUICK_BATCH_SIZE)
     nets = {name: make_net(name, epochs, args, None) for name in args.nets}
+    if batch_size is not None:
+        for net in nets.values():
+            net.set_params(batch_iterator_train=with_batch_size(net.batch_iterator_train,
+                                                                batch_size))
     out = Path(args.out)
     histories = {}
     with contextlib.ExitStack() as held:     # every net's run directory, before any training
         for name in nets:
             held.enter_context(run_directory(out / name, fresh=True))
         X, y = load_training_data(args.data)
+        sizes = {net.batch_iterator_train.batch_size for net in nets.values()}
+        n_train = len(X) - next(iter(nets.values())).validation_size(len(X))
+        print(f"recipe: {', '.join(nets)}, {epochs} epochs each on {n_train} training faces, "
+              f"training batch {' / '.join(map(str, sorted(sizes)))}"
+              + ("" if args.full or args.batch_size else
+                 " (the recipe's is 128: --full trains its 3000 epochs of batch 128)"))
         for name, net in nets.items():
             train_one(name, X, y, args, out / name, epochs, net=net)
             histories[name] = read_history(out / name)
@@ -347,9 +371,9 @@ def _recipe(args):
     baseline = mean_baseline_loss(y_train, y_valid)
     print(f"predicting the mean keypoints of the training rows: valid RMSE "
           f"{rmse_px(baseline):.2f} px (loss {baseline:.6f})")
-    if epochs < 500:
-        print(f"(a quick run: {epochs} epochs per net. The recipe's nets need hundreds of "
-              "epochs to pull away from the mean; --full trains 3000.)")
+    if epochs < 500 and not args.full:
+        print(f"(a quick run: {epochs} epochs per net. The recipe trains 3000 epochs of batch "
+              "128 (--full): hours here.)")
     ax = plot_learning_curves(histories, title=" vs ".join(args.nets))
     save_figure(ax.figure, out / "learning_curves.png", dpi=100, bbox_inches="tight")
     print(f"\nwrote {out / 'learning_curves.png'}")
@@ -365,6 +389,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     epoch finish, then writes the checkpoint and the run with the epochs that finished and
     prints how to resume (exit status 130, or 143 after SIGTERM); a second signal stops at
     once. One training writes a run directory at a time.
+
+    With --partial-labels the net trains on every face that has at least one keypoint, NaN
+    marking the missing ones (the default loss leaves them out), and the validation split is
+    over all of those faces.
 
     Parameters
     ----------
@@ -408,7 +436,7 @@ def _train(args):
         net = make_net(args.preset, epochs, args, sets)
         out = Path(args.out or f"runs/{args.preset}")
         with run_directory(out, fresh=True):
-            X, y = load_training_data(args.data)
+            X, y = load_training_data(args.data, dropna=not args.partial_labels)
             train_one(args.preset, X, y, args, out, epochs, sets, net=net)
         return
     out = Path(args.resume)
@@ -418,8 +446,13 @@ def _train(args):
         raise CLIError(f"no run directory at {out}")
     with run_directory(out, fresh=False):
         plan = _resume_plan(args, sets, out)
+        recorded_partial = bool(plan["info"].get("partial_labels"))
+        if args.partial_labels and not recorded_partial:
+            raise CLIError(f"--partial-labels: the run in {out} trained on complete faces only, "
+                           "and a resumed run keeps its data; leave out --partial-labels")
+        args.partial_labels = recorded_partial
         net = make_net(args.preset, plan["epochs"], args, plan["sets"])
-        X, y = load_training_data(args.data)
+        X, y = load_training_data(args.data, dropna=not args.partial_labels)
         digest = data_digest(X, y)
         recorded = plan["info"].get("data_sha256")
         if recorded and recorded != digest:
@@ -628,7 +661,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "train", cmd_train, "train one preset into a run directory",
                     epilog="example:\n  facekeypoints train net4 --max-epochs 100 "
                            "--set callbacks__adjust_lr__stop=1e-3 --out runs/net4-stop1e-3")
-    p.add_argument("preset", choices=PRESETS, metavar="PRESET", help="net1 .. net7")
+    p.add_argument("preset", choices=PRESETS, metavar="PRESET", help=PRESET_HELP)
     p.add_argument("--max-epochs", type=positive_int, metavar="N",
                    help="epochs to train (default: the preset's, e.g. 3000 for net4); with "
                         "--resume, the run's new total (more than the epochs done), its "
@@ -644,6 +677,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in RUN_DIR from its checkpoint, exactly where it "
                         "stopped (same preset, settings, seed and data: a changed data file "
                         "is refused unless --data is given)")
+    p.add_argument("--partial-labels", action="store_true",
+                   help=PARTIAL_LABELS_HELP + "; the net learns from every labelled keypoint "
+                        "(recorded in run.json; --resume keeps it)")
     _training_flags(p, default_out="runs/PRESET")
 
 
@@ -661,9 +697,36 @@ def add_recipe(sub: argparse._SubParsersAction) -> None:
                    help="the recipe's budget: 3000 epochs per net (hours on a GPU)")
     p.add_argument("--epochs", type=positive_int,
                    help=f"epochs per net (default {RECIPE_QUICK_EPOCHS})")
+    p.add_argument("--batch-size", type=positive_int, metavar="N",
+                   help=f"training batch size (default {RECIPE_QUICK_BATCH_SIZE}; with --full "
+                        "the presets' 128)")
     p.add_argument("--nets", nargs="+", default=["net4", "net5"], choices=PRESETS,
                    metavar="PRESET", help="presets to train (default: net4 net5)")
     _training_flags(p, default_out="runs/recipe")
+
+
+def with_batch_size(iterator, batch_size):
+    """A copy of a batch iterator (``BatchIterator(128)`` when None) with another batch size.
+
+    Parameters
+    ----------
+    iterator : facekeypoints.iterators.BatchIterator or None
+        A net's ``batch_iterator_train``.
+    batch_size : int
+        Rows per batch.
+
+    Returns
+    -------
+    facekeypoints.iterators.BatchIterator
+        The copy; the original is unchanged.
+    """
+    import copy
+
+    from ..iterators import BatchIterator
+
+    copied = copy.deepcopy(iterator) if iterator is not None else BatchIterator(batch_size)
+    copied.batch_size = int(batch_size)
+    return copied
 
 
 def add_train_specialists(sub: argparse._SubParsersAction) -> None:
@@ -680,7 +743,7 @@ def add_train_specialists(sub: argparse._SubParsersAction) -> None:
                     "train one specialist net per keypoint group into an ensemble directory",
                     epilog="example:\n  facekeypoints train-specialists net5 --pretrained "
                            "runs/net5 --out runs/specialists")
-    p.add_argument("preset", choices=PRESETS, metavar="PRESET", help="net1 .. net7")
+    p.add_argument("preset", choices=PRESETS, metavar="PRESET", help=PRESET_HELP)
     p.add_argument("--pretrained", metavar="RUN_DIR",
                    help="load every layer but the output from this run's model.pt")
     p.add_argument("--groups", nargs="+", choices=list(GROUPS_BY_NAME), metavar="GROUP",
