@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..precision import PRECISIONS, resolve_precision
 from ._common import (DATA_HELP, DEVICE_HELP, PARTIAL_LABELS_HELP, PRECISION_HELP, PRESET_HELP,
-                      PRESETS, CLIError, add_command, data_name, key_value, label_summary, load_model,
-                      load_training_data, make_net, one_line, positive_int)
+                      PRESETS, CLIError, add_command, data_name, key_value, label_summary,
+                      load_model, load_training_data, make_net, one_line, positive_int)
 
 if TYPE_CHECKING:
     import argparse
