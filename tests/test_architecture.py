@@ -2,8 +2,9 @@
 
 Every ``import`` and ``from ... import`` inside the package counts, at module level and inside
 functions alike. A module may import from its own layer or a lower one, never a higher one,
-and the graph of imports between modules has no cycle. A new module must be given a layer
-here, so the map stays the documentation of the architecture (see DESIGN.md).
+and the graph of imports between modules has no cycle. A module's layer is the folder it
+lives in (src/facekeypoints/helpers, datasets, core, application, cli),
+so the tree is the documentation of the architecture.
 """
 from __future__ import annotations
 
@@ -16,42 +17,45 @@ import facekeypoints
 
 PACKAGE = Path(facekeypoints.__file__).parent
 
-LAYERS = {
-    "helpers": ["_version", "metrics", "_suggest", "_cache", "_safe_io", "_json", "_memory",
-                "_literals", "_notebook", "_signals", "_rundir"],
-    "data": ["_csv", "_csv_cache", "data", "synthetic"],
-    "core": ["shared", "precision", "losses", "layers", "updates", "iterators", "augment",
-             "schedules", "callbacks",
-             "progress", "net", "presets", "persist", "checkpoint"],
-    "application": ["reports", "plots", "runs", "sweep", "sweep_report", "specialists",
-                    "notebook"],
-    "cli": ["cli"],
-}
+# The layers, lowest first, and the folder each lives in. A module's layer is the folder that
+# holds it: the tree is the architecture's documentation, and nothing here lists modules.
+LAYERS = {"helpers": "helpers", "data": "datasets", "core": "core",
+          "application": "application", "cli": "cli"}
 RANK = {name: i for i, name in enumerate(LAYERS)}
+FOLDER_LAYER = {folder: layer for layer, folder in LAYERS.items()}
 # Pairs inside one layer that must not exist in this direction (the layer's own order).
 FORBIDDEN = {("data", "synthetic"), ("_csv", "synthetic"), ("_csv_cache", "synthetic")}
 
 
+def _public_name(path):
+    """``core/net.py`` -> ``net`` (imported as facekeypoints.net); ``cli/sweep.py`` ->
+    ``cli.sweep``; a layer folder's own ``__init__`` -> ``<folder>``."""
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"]
+    if parts and parts[0] in FOLDER_LAYER and parts[0] != "cli" and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts)       # '' is the package itself
+
+
+FILES = {_public_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
 def module_names():
-    names = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE).with_suffix("")
-        parts = [p for p in rel.parts if p != "__init__"]
-        names.append(".".join(parts))       # '' is the package itself
-    return names
+    return list(FILES)
 
 
 def layer_of(module):
-    top = module.split(".")[0]
-    for layer, members in LAYERS.items():
-        if top in members:
-            return layer
-    return None
+    path = FILES.get(module)
+    if path is None:
+        return None
+    rel = path.relative_to(PACKAGE)
+    return FOLDER_LAYER.get(rel.parts[0]) if len(rel.parts) > 1 else None
 
 
 def _resolve(module, node):
     """Package-relative names of the modules an import node brings in."""
-    is_pkg = (PACKAGE / module.replace(".", "/") / "__init__.py").exists() if module else True
+    path = FILES.get(module)
+    is_pkg = module == "" or (path is not None and path.name == "__init__.py")
     here = module.split(".") if module else []
     if isinstance(node, ast.Import):
         return [a.name.split(".", 1)[1] for a in node.names
@@ -66,20 +70,13 @@ def _resolve(module, node):
                                                             if node.module else [])
     found = []
     for alias in node.names:      # `from . import presets` names a submodule
-        candidate = base + [alias.name]
-        path = PACKAGE.joinpath(*candidate)
-        if path.with_suffix(".py").exists() or (path / "__init__.py").exists():
-            found.append(".".join(candidate))
-        else:
-            found.append(".".join(base))
+        candidate = ".".join(base + [alias.name])
+        found.append(candidate if candidate in FILES else ".".join(base))
     return found
 
 
 def imports(module):
-    rel = module.replace(".", "/")
-    path = PACKAGE / (rel + ".py") if (PACKAGE / (rel + ".py")).exists() and module \
-        else PACKAGE / rel / "__init__.py"
-    tree = ast.parse(path.read_text())
+    tree = ast.parse(FILES[module].read_text())
     deps = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -92,7 +89,7 @@ GRAPH = {m: imports(m) for m in module_names()}
 
 def test_every_module_has_a_layer():
     missing = [m for m in GRAPH if m and layer_of(m) is None]
-    assert not missing, f"give these modules a layer in tests/test_architecture.py: {missing}"
+    assert not missing, f"move these modules into the folder of their layer: {missing}"
 
 
 @pytest.mark.parametrize("module", [m for m in GRAPH if m])
@@ -134,3 +131,21 @@ def test_the_contract_sees_every_kind_of_import():
     assert "persist" in GRAPH["specialists"]         # from .persist import ... in a function
     assert "presets" in GRAPH["cli.training"]        # from .. import presets, in a function
     assert "cli._common" in GRAPH["cli.training"]    # from ._common import ... in a package
+
+
+def test_the_tree_is_the_architecture():
+    """The package's layer folders are the ones this contract ranks, and a module is one object
+    under its public name and under its layer's name."""
+    import importlib
+
+    assert list(facekeypoints.LAYER_FOLDERS) + ["cli"] == list(LAYERS.values())
+    for public, inner in [("net", "core.net"), ("data", "datasets.data"),
+                          ("metrics", "helpers.metrics"), ("runs", "application.runs")]:
+        module = importlib.import_module(f"facekeypoints.{public}")
+        assert importlib.import_module(f"facekeypoints.{inner}") is module
+        assert module.__name__ == f"facekeypoints.{public}"
+        assert Path(module.__file__).parent.name == inner.split(".")[0]
+    # the old recipe's import paths
+    from facekeypoints.updates import nesterov_momentum  # noqa: F401
+    from facekeypoints import layers
+    assert layers.__name__ == "facekeypoints.layers"

@@ -10,6 +10,50 @@ Most names are imported on first use (PEP 562), so that ``import facekeypoints``
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import os
+import sys
+
+# The tree shows the architecture: one folder per layer, lowest first (the command line, the
+# top layer, is the ``cli`` package). A module is imported by its public name,
+# ``facekeypoints.<module>``, from whichever layer folder holds it, because the layer folders
+# are part of this package's search path; ``facekeypoints.<layer>.<module>`` names the same
+# module object (see _LayerAlias), so that nothing is ever imported twice.
+LAYER_FOLDERS = ("helpers", "datasets", "core", "application")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+__path__.extend(os.path.join(_HERE, folder) for folder in LAYER_FOLDERS)  # noqa: F821
+
+
+class _LayerAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Import ``facekeypoints.<layer>.<module>`` as the module ``facekeypoints.<module>``."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        parts = fullname.split(".")
+        if len(parts) != 3 or parts[0] != __name__ or parts[1] not in LAYER_FOLDERS:
+            return None
+        if not os.path.exists(os.path.join(_HERE, parts[1], parts[2] + ".py")):
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        return importlib.import_module(f"{__name__}.{spec.name.rsplit('.', 1)[1]}")
+
+    def exec_module(self, module):
+        pass  # already executed under its public name
+
+
+if not any(isinstance(finder, _LayerAlias) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _LayerAlias())
+
+
+def _public_modules():
+    names = {"cli"}
+    for folder in LAYER_FOLDERS:
+        names.update(entry[:-3] for entry in os.listdir(os.path.join(_HERE, folder))
+                     if entry.endswith(".py") and not entry.startswith("_"))
+    return tuple(sorted(names))
+
 
 # Eager, and light (numpy only): the function ``shared`` must win over the submodule's name.
 from .shared import float32 as float32, shared as shared
@@ -30,11 +74,9 @@ _LAZY = {
     "ModelFileError": "persist", "load_model": "persist", "save_model": "persist",
     "LivePlot": "notebook",
 }
-# Every public submodule is reachable as ``fk.<name>``, loaded on first use.
-_SUBMODULES = ("augment", "callbacks", "checkpoint", "cli", "data", "iterators", "layers",
-               "losses", "metrics", "net", "notebook", "persist", "plots", "precision", "presets",
-               "progress", "reports", "runs", "schedules", "specialists", "sweep",
-               "sweep_report", "synthetic", "updates")
+# Every public submodule is reachable as ``fk.<name>``, loaded on first use; the list is read
+# from the layer folders, so a new module needs no entry here.
+_SUBMODULES = _public_modules() + LAYER_FOLDERS
 
 # What ``from facekeypoints import *`` gives: the old recipe's names (not every submodule, so
 # that names such as ``data`` or ``runs`` never clobber a notebook's variables).
