@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
-import platform
 import statistics
 import time
 
@@ -178,14 +177,7 @@ class Expert:
 
 def cpu_model():
     """The CPU's model name (from /proc/cpuinfo on Linux) and its native bf16 flags."""
-    name = platform.processor() or "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    name = fk.precision.cpu_model()
     flags = fk.precision.cpu_bf16_flags()
     return f"{name} ({', '.join(flags) if flags else 'no native bf16'})"
 

@@ -86,6 +86,22 @@ EXPECTED = {
                             r"UTF-16"]),
     "zip_archive.csv": ("train", [r"file line 1 \(the header\): not UTF-8 text",
                                   r"This is a zip archive: unzip it"]),
+    # compressed files (recognised by their bytes, whatever their names)
+    "zip_two_csvs.csv": ("train", [r"^zip_two_csvs\.csv: a zip archive with 2 \.csv files; "
+                                   r"expected exactly one \(it holds 'training\.csv', "
+                                   r"'test\.csv'\)"]),
+    "zip_no_csv.csv": ("train", [r"a zip archive with no \.csv file in it \(it holds "
+                                 r"'notes\.txt'\)"]),
+    "zip_bad_member.csv": ("train", [r"^zip_bad_member\.csv:training\.csv, data row 1 \(file "
+                                     r"line 2\): expected 31 comma-separated fields"]),
+    "zip_bomb.csv": ("train", [r"^zip_bomb\.csv:training\.csv unpacks to 4\.0 GB, over the "
+                               r"2\.0 GB", r"not unpacked"]),
+    "zip_encrypted.csv": ("train", [r"^zip_encrypted\.csv:training\.csv: the zip archive is "
+                                    r"encrypted"]),
+    "gzip_cut.csv": ("train", [r"^gzip_cut\.csv: a gzip file that cannot be unpacked",
+                               r"cut short"]),
+    "gzip_header_only.csv": ("train", [r"^gzip_header_only\.csv has a header but no data "
+                                       r"rows\.$"]),
     "test_bad_image_id.csv": ("test", [r"data row 2 \(file line 3\), column 'ImageId': expected "
                                        r"a whole number, found 'x7'\.$"]),
     "test_fraction_image_id.csv": ("test", [r"data row 1 \(file line 2\), column 'ImageId': "

@@ -268,7 +268,10 @@ def test_the_command_line_trains_with_a_named_criterion(tmp_path, capsys):
                      "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "best valid loss" in printed and "(WingLoss)" in printed
-    assert "best valid RMSE" not in printed                # the loss is no MSE
+    # pixels are measured from the predictions whatever the loss (issue 19: no longer left out
+    # for a loss that is not an MSE), and the loss is named beside them
+    net_history = json.loads((out / "history.json").read_text())
+    assert f"best valid RMSE {net_history[0]['valid_rmse_px']:.2f} px" in printed
     net = load_model(out)
     assert type(net.criterion_) is WingLoss and net.criterion_.width == 0.1
     config = json.loads((out / "config.json").read_text())

@@ -213,7 +213,7 @@ def test_verbose_prints_layer_summary_and_epoch_table(capsys):
     out = capsys.readouterr().out
     assert "# Neural Network with" in out and "learnable parameters" in out
     header = [line for line in out.splitlines() if "train_loss" in line][0].split()
-    assert header == ["epoch", "train_loss", "valid_loss", "train_val", "dur",
+    assert header == ["epoch", "train_loss", "valid_loss", "valid_rmse_px", "train_val", "dur",
                       "learning_rate", "momentum"]
     assert "*" in out  # best values are marked
 

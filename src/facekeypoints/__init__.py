@@ -56,11 +56,11 @@ def _public_modules():
 
 
 # Eager, and light (numpy only): the function ``shared`` must win over the submodule's name.
-from .shared import float32 as float32, shared as shared
-from ._version import __version__ as __version__
+from .shared import float32 as float32, shared as shared  # noqa: E402 (after the path)
+from ._version import __version__ as __version__  # noqa: E402
 # The embedded synthetic faces register themselves as data.load's default (path=None); data
 # never imports synthetic, so the package does it once, here.
-from . import synthetic as synthetic
+from . import synthetic as synthetic  # noqa: E402
 
 _LAZY = {
     "AdjustVariable": "callbacks", "CosineAdjustVariable": "callbacks",
@@ -69,10 +69,13 @@ _LAZY = {
     "load": "data", "load2d": "data", "read_csv": "data", "write_submission": "data",
     "BatchIterator": "iterators", "FlipBatchIterator": "iterators",
     "AffineBatchIterator": "augment",
-    "DivergenceError": "net", "NeuralNet": "net",
+    "DivergenceError": "net", "NeuralNet": "net", "InputScaleWarning": "net",
+    "KeypointLayout": "layout",
     "MaskedL1Loss": "losses", "MaskedMSELoss": "losses", "WingLoss": "losses",
     "ModelFileError": "persist", "load_model": "persist", "save_model": "persist",
     "LivePlot": "notebook",
+    "detect_faces": "photos", "predict_photo": "photos", "export_onnx": "export",
+    "pretrained": "pretrained_net",
 }
 # Every public submodule is reachable as ``fk.<name>``, loaded on first use; the list is read
 # from the layer folders, so a new module needs no entry here.

@@ -12,7 +12,11 @@ reproduces the committed files exactly.
 """
 from __future__ import annotations
 
+import io
+import struct
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 from facekeypoints.data import KEYPOINT_COLUMNS, N_PIXELS
@@ -65,6 +69,52 @@ def with_gaps(r, columns):
     return row(r, fields)
 
 
+def zipped(members, forge=None) -> bytes:
+    """A zip holding ``members`` ({name: bytes}), stored (not deflated: zlib builds differ in
+    what they write, stored bytes do not) with fixed timestamps; ``forge`` edits the first
+    central directory entry (offsets as in the zip specification)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, content in members.items():
+            info = zipfile.ZipInfo(name, date_time=(2014, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            z.writestr(info, content)
+    raw = bytearray(buf.getvalue())
+    if forge:
+        forge(raw, raw.index(b"PK\x01\x02"))
+    return bytes(raw)
+
+
+def gzipped(data: bytes) -> bytes:
+    """A gzip file of ``data`` (under 64 kB) in one stored deflate block, written by hand so
+    that it does not depend on the zlib build."""
+    n = len(data)
+    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"       # header, mtime 0
+            + b"\x01" + struct.pack("<HH", n, n ^ 0xFFFF) + data   # final stored block
+            + struct.pack("<II", zlib.crc32(data), n))
+
+
+def _claims_4gb(raw, at):            # the uncompressed size field: a zip bomb's claim
+    raw[at + 24:at + 28] = (0xF0000000).to_bytes(4, "little")
+
+
+def _encrypted(raw, at):             # general purpose flag bit 0: encrypted
+    raw[at + 8] |= 0x01
+
+
+def archives() -> dict[str, bytes]:
+    """Zip and gzip files saved under .csv names (they are recognised by their bytes)."""
+    return {
+        "zip_two_csvs.csv": zipped({"training.csv": b"a\n", "test.csv": b"b\n"}),
+        "zip_no_csv.csv": zipped({"notes.txt": b"no data here\n"}),
+        "zip_bad_member.csv": zipped({"training.csv": lines(HEADER, "1,2")}),
+        "zip_bomb.csv": zipped({"training.csv": b"a\n"}, forge=_claims_4gb),
+        "zip_encrypted.csv": zipped({"training.csv": b"a\n"}, forge=_encrypted),
+        "gzip_cut.csv": gzipped(lines(HEADER))[:100],
+        "gzip_header_only.csv": gzipped(lines(HEADER)),
+    }
+
+
 def corpus() -> dict[str, bytes]:
     """File name -> content. One fault per file. Where a file has two data rows the first
     is valid, so the error must name the second."""
@@ -109,6 +159,8 @@ def corpus() -> dict[str, bytes]:
         "test_huge_image_id.csv": lines(TEST_HEADER, "1e30," + pixels(3)),
         "test_missing_image_id_field.csv": lines(TEST_HEADER, test_row(1), pixels(2)),
         "test_wrong_pixel_count.csv": lines(TEST_HEADER, test_row(1, pixels(1, 96))),
+        # compressed files
+        **archives(),
     }
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from skorch.callbacks import Callback
 
 from ._notebook import LiveDisplay, figure_bundle, in_notebook as _in_notebook, show_figure
+from .callbacks import ConstructorParams
 from .plots import plot_learning_curves
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def show(obj: Figure | Axes, dpi: float | None = None) -> Figure | Axes:
     return obj
 
 
-class LivePlot(Callback):
+class LivePlot(ConstructorParams, Callback):
     """Redraw the learning curves in place while a net trains (in a notebook).
 
     Every ``every`` epochs, and once more when training ends, the train (dashed) and valid

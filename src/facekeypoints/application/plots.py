@@ -31,7 +31,8 @@ import numpy as np
 
 from ._notebook import in_notebook, show_figure
 from .data import KEYPOINT_COLUMNS
-from .metrics import IMAGE_SIDE, rmse_px, squared_errors_px, to_pixels
+from ._pixels import epoch_px
+from .metrics import IMAGE_SIDE, squared_errors_px, to_pixels
 from .reports import read_history, run_labels
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["plot_face", "plot_faces", "keypoint_sides", "SIDE_COLORS", "plot_learning_curves",
-           "plot_schedule", "plot_predictions"]
+           "plot_schedule", "plot_predictions", "plot_lr_find", "plot_ced",
+           "plot_keypoint_errors", "plot_worst_faces"]
 
 #: Marker colours for the subject's left, subject's right and centre keypoints.
 SIDE_COLORS = {"left": "#ff3b30", "right": "#1e90ff", "centre": "#ffd60a"}
@@ -328,8 +330,11 @@ def _schedule_of(records, key):
 
 @_shows("ax")
 def plot_learning_curves(histories: Any, ax: Axes | None = None, show_schedule: bool = True,
-                         title: str | None = None) -> Axes:
+                         title: str | None = None, criterion: Any = None) -> Axes:
     """Draw train (dashed) and valid (solid) RMSE in pixels per epoch, on a log axis.
+
+    The pixels are those each epoch measured from the predictions (``train_rmse_px``,
+    ``valid_rmse_px``), whatever the loss.
 
     The legend sits below the plot: one entry per run (its colour) and one per line style.
 
@@ -350,6 +355,10 @@ def plot_learning_curves(histories: Any, ax: Axes | None = None, show_schedule: 
         colour.
     title : str, optional
         Axes title (default ``'learning curves'``).
+    criterion : object, optional
+        The criterion the runs trained with, for histories written before the pixels were
+        measured: ``sqrt(loss) * 48`` is drawn for a mean squared error (None, the default
+        masked MSE, included), nothing for other losses.
 
     Returns
     -------
@@ -382,8 +391,8 @@ def plot_learning_curves(histories: Any, ax: Axes | None = None, show_schedule: 
     for label, records in runs.items():
         epochs = [r["epoch"] for r in records]
         for key, style in (("train_loss", "--"), ("valid_loss", "-")):
-            values = np.array([rmse_px(r[key]) if r.get(key) is not None else np.nan
-                               for r in records], dtype=float)
+            values = np.array([epoch_px(r, key.split("_")[0], criterion) for r in records],
+                              dtype=float)    # None (no pixels) becomes NaN
             if np.isfinite(values).any():
                 ax.plot(epochs, values, style, color=colours[label], lw=widths[label],
                         marker="." if dots else None,
@@ -609,4 +618,239 @@ def plot_predictions(images: ArrayLike, y_pred: ArrayLike, y_true: ArrayLike | N
     fig.subplots_adjust(top=top, bottom=0.32 / height, hspace=0.18 if titles else 0.05)
     if title:
         fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
+    return fig
+
+
+@_shows("ax")
+def plot_lr_find(result: Any, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Draw a learning-rate range test: loss against learning rate, the suggestion marked.
+
+    Parameters
+    ----------
+    result : facekeypoints.lr_find.LRFindResult
+        What :func:`facekeypoints.lr_find.lr_find` (or ``net.lr_find``) returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new figure).
+    title : str, optional
+        The axes' title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on: the raw loss (faint), the smoothed loss, the suggested and the
+        steepest learning rates as vertical lines, a log x axis.
+    """
+    ax = _new_axes(ax)
+    lrs = np.asarray(result.learning_rates, dtype=float)
+    ax.plot(lrs, result.losses, color="#bbbbbb", linewidth=0.8, label="loss")
+    ax.plot(lrs, result.smoothed, color="#1f77b4", linewidth=1.8, label="smoothed loss")
+    finite = np.asarray(result.smoothed, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:       # the blow-up at the end would squash the interesting part
+        low, high = float(finite.min()), float(np.percentile(finite, 90))
+        ax.set_ylim(low - 0.05 * (high - low + 1e-12), high + 0.3 * (high - low + 1e-12))
+    if result.suggestion is not None:
+        ax.axvline(result.suggestion, color="#d62728", linestyle="--",
+                   label=f"suggested {result.suggestion:.3g}")
+    if result.steepest is not None:
+        ax.axvline(result.steepest, color="#2ca02c", linestyle=":",
+                   label=f"steepest {result.steepest:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.legend(loc="upper left", fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# -- error analysis pictures -------------------------------------------------------------------
+
+@_shows("ax")
+def plot_ced(errors: Any, max_error: float = 0.1, ax: Axes | None = None,
+             title: str | None = None, threshold: float | None = None) -> Axes:
+    """Cumulative error distribution (CED) curves of one or several runs on one axes.
+
+    Each curve is the share of faces whose NME is at most the value on the x axis; the
+    legend gives each run's NME and AUC at ``threshold``.
+
+    Parameters
+    ----------
+    errors : NormalizedErrors or dict
+        One :class:`facekeypoints.metrics.NormalizedErrors` (from ``normalized_errors``),
+        or ``{label: NormalizedErrors}`` for several runs.
+    max_error : float, default 0.1
+        The right end of the x axis.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the axes of a new 6x4 inch ``Figure``.
+    title : str, optional
+        Axes title (default: ``'cumulative error distribution'``).
+    threshold : float, optional
+        The AUC threshold in the legend (default ``max_error``); a dotted line marks it.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes, one line per run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from facekeypoints.metrics import normalized_errors
+    >>> y = np.zeros((4, 30)); y[:, 6], y[:, 10] = -0.5, 0.5
+    >>> ax = plot_ced({"a": normalized_errors(y, y + 0.02), "b": normalized_errors(y, y + 0.05)})
+    >>> [line.get_label().split(":")[0] for line in ax.get_lines()[:2]]
+    ['a', 'b']
+    """
+    runs = errors if isinstance(errors, dict) else {"": errors}
+    threshold = max_error if threshold is None else threshold
+    ax = _new_axes(ax, figsize=(6, 4))
+    for i, (label, e) in enumerate(runs.items()):
+        grid, curve = e.ced(max_error, steps=501)
+        name = f"{label}: " if label else ""
+        ax.plot(grid, curve, color=RUN_COLORS[i % len(RUN_COLORS)], lw=1.8, drawstyle="steps-post",
+                label=f"{name}NME {e.nme():.4f}, AUC@{threshold:g} {e.auc(threshold):.3f} "
+                      f"({e.faces_measured} faces)")
+    if threshold < max_error:
+        ax.axvline(threshold, ls=":", color="#666666", lw=1)
+    by = {e.by for e in runs.values()}
+    ax.set_xlim(0, max_error)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(f"NME ({', '.join(sorted(by))})")
+    ax.set_ylabel("share of faces")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "cumulative error distribution")
+    return ax
+
+
+@_shows("ax")
+def plot_keypoint_errors(images: ArrayLike, y_true: ArrayLike, y_pred: ArrayLike,
+                         columns: Sequence[str] = KEYPOINT_COLUMNS, scaled: bool = True,
+                         ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Where on the face the errors are: the mean face with a circle per keypoint whose
+    radius is that keypoint's RMSE in pixels (drawn to scale).
+
+    Parameters
+    ----------
+    images : array-like
+        The faces, (n, 9216), (n, 96, 96) or (n, 1, 96, 96); their mean is the background.
+    y_true, y_pred : array-like of shape (n, k)
+        True and predicted keypoints; NaN in ``y_true`` marks an unlabelled value. The
+        circles are centred on the mean true position of each keypoint.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the keypoint columns.
+    scaled : bool, default True
+        Whether the keypoints are scaled targets rather than pixels.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the axes of a new 4.5x4.5 inch ``Figure``.
+    title : str, optional
+        Axes title (default: ``'RMSE per keypoint (px), circles to scale'``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes; one circle patch per keypoint that some face has.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = plot_keypoint_errors(np.zeros((2, 9216)), np.zeros((2, 30)), np.full((2, 30), 0.1))
+    >>> len(ax.patches)
+    15
+    """
+    from matplotlib.patches import Circle
+
+    images = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    sq = squared_errors_px(y_true, y_pred, scaled=scaled)
+    truth = to_pixels(y_true, scaled)
+    ax = plot_face(images.mean(axis=0), ax=ax if ax is not None else _new_axes(None, (4.5, 4.5)))
+    sides = keypoint_sides(columns)
+    for j, side in enumerate(sides):
+        part = sq[:, 2 * j:2 * j + 2]
+        labelled = np.isfinite(part)
+        if not labelled.any():
+            continue
+        radius = float(np.sqrt(part[labelled].mean()))
+        cx = float(np.nanmean(truth[:, 2 * j]))
+        cy = float(np.nanmean(truth[:, 2 * j + 1]))
+        ax.add_patch(Circle((cx, cy), radius, fill=False, lw=1.5, color=SIDE_COLORS[side],
+                            zorder=4))
+        ax.plot([cx], [cy], ".", color=SIDE_COLORS[side], ms=3, zorder=5)
+        ax.annotate(f"{radius:.1f}", (cx, cy), xytext=(3, 3), textcoords="offset points",
+                    fontsize=6, color="white", zorder=6)
+    ax.set_title(title or "RMSE per keypoint (px), circles to scale", fontsize=9)
+    return ax
+
+
+@_shows("fig")
+def plot_worst_faces(images: ArrayLike, y_true: ArrayLike, y_pred: ArrayLike,
+                     table: Any, columns: Sequence[str] = KEYPOINT_COLUMNS, scaled: bool = True,
+                     fig: Figure | None = None, title: str | None = None) -> Figure:
+    """The faces of an error table side by side: labelled keypoints left, predicted right.
+
+    Parameters
+    ----------
+    images : array-like
+        The faces, (n, 9216), (n, 96, 96) or (n, 1, 96, 96), in the order of ``y_true``.
+    y_true, y_pred : array-like of shape (n, k)
+        True and predicted keypoints (NaN in ``y_true``: unlabelled).
+    table : pandas.DataFrame
+        :func:`facekeypoints.reports.face_errors`' table, or part of it; its index holds the
+        row numbers given to it, and its ``position`` column (when present) or, without one,
+        ``index - 1`` is each face's position in ``images``.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the keypoint columns.
+    scaled : bool, default True
+        Whether the keypoints are scaled targets rather than pixels.
+    fig : matplotlib.figure.Figure, optional
+        Where to draw; a new ``Figure`` is made unless given.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes per face (labelled, predicted), one face per row of at most two faces.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from facekeypoints.reports import face_errors
+    >>> y = np.zeros((3, 30)); y[:, 6], y[:, 10] = -0.5, 0.5
+    >>> table = face_errors(y, y + 0.1, worst=2)
+    >>> fig = plot_worst_faces(np.zeros((3, 9216)), y, y + 0.1, table)
+    >>> len(fig.axes), fig.axes[0].get_title().split(":")[0]
+    (4, 'row 1')
+    """
+    from matplotlib.figure import Figure as _Figure
+
+    images = np.asarray(images)
+    n = len(table)
+    if n == 0:
+        raise ValueError("the error table has no faces to draw")
+    positions = (table["position"].to_numpy() if "position" in table.columns
+                 else np.asarray(table.index) - 1)
+    pairs = min(2, n)
+    nrows = -(-n // pairs)
+    if fig is None:
+        fig = _Figure(figsize=(4.2 * pairs, 2.3 * nrows + (0.5 if title else 0.2)))
+    axes = fig.subplots(nrows, 2 * pairs, squeeze=False)
+    for k, (row, r) in enumerate(table.iterrows()):
+        i = int(positions[k])
+        left, right = axes.flat[2 * k], axes.flat[2 * k + 1]
+        nme = f"RMSE {r['rmse_px']:.1f} px" if not np.isfinite(r["nme"]) else \
+            f"NME {r['nme']:.3f}"
+        plot_face(images[i], y_true[i], ax=left, columns=columns, scaled=scaled,
+                  title=f"row {row}: labelled")
+        plot_face(images[i], y_pred[i], ax=right, columns=columns, scaled=scaled, marker="X",
+                  markersize=20, title=f"predicted, {nme}")
+    for ax in list(axes.flat)[2 * n:]:
+        ax.set_axis_off()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, wspace=0.05, hspace=0.25,
+                        top=1 - (0.5 if title else 0.3) / fig.get_figheight())
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._pixels import best_valid_px as _best_px
+from ._pixels import epoch_px
 from .data import KEYPOINT_COLUMNS
-from .metrics import rmse_px, squared_errors_px
+from .metrics import squared_errors_px
 
 if TYPE_CHECKING:
     import os
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["read_history", "read_run_info", "run_labels", "keypoint_errors", "recipe_table",
-           "mean_baseline_loss"]
+           "mean_baseline_loss", "best_valid_px", "keypoint_measures", "face_errors",
+           "face_errors_table"]
 
 
 def read_history(run_or_model: str | os.PathLike) -> list[dict[str, Any]]:
@@ -301,8 +304,43 @@ _FIELDS = (("train_loss", "train", "{:.6f}"), ("valid_loss", "valid", "{:.6f}"),
            ("train_val", "train/val", "{:.2f}"))
 
 
+def best_valid_px(history: Sequence[Mapping[str, Any]],
+                  criterion: Any = None) -> tuple[float, int] | None:
+    """The best validation RMSE in pixels of a run, and its epoch.
+
+    Read from each epoch's ``valid_rmse_px`` (measured from the predictions, whatever the
+    loss). A history written before that was recorded falls back to ``sqrt(valid_loss) * 48``
+    when ``criterion`` is a mean squared error, and has no pixels otherwise.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        ``net.history`` or what :func:`read_history` returns.
+    criterion : object, optional
+        The criterion the run trained with (a class, instance or name; None, the default,
+        is the library's masked MSE); it matters only for old histories.
+
+    Returns
+    -------
+    (float, int) or None
+        ``(pixels, epoch)`` of the lowest value; None when no epoch has one.
+
+    Examples
+    --------
+    >>> best_valid_px([{"epoch": 1, "valid_loss": 0.3, "valid_rmse_px": 3.5},
+    ...                {"epoch": 2, "valid_loss": 0.2, "valid_rmse_px": 2.5}])
+    (2.5, 2)
+    >>> best_valid_px([{"epoch": 1, "valid_loss": 0.0001}])      # an old MSE history
+    (0.48, 1)
+    >>> best_valid_px([{"epoch": 1, "valid_loss": 0.0001}], criterion="l1") is None
+    True
+    """
+    best = _best_px(history, criterion)
+    return None if best is None else (round(best[0], 12), best[1])
+
+
 def recipe_table(histories: Mapping[str, Sequence[Mapping[str, Any]]],
-                 epochs: Sequence[int] | None = None) -> str:
+                 epochs: Sequence[int] | None = None, criterion: Any = None) -> str:
     """The recipe's side-by-side table: epoch | train | valid | train/val for each run.
 
     Parameters
@@ -312,12 +350,15 @@ def recipe_table(histories: Mapping[str, Sequence[Mapping[str, Any]]],
     epochs : sequence of int, optional
         The epochs to show; by default about six evenly spaced epochs ending at the last one.
         Epochs a run did not reach are left blank.
+    criterion : object, optional
+        The criterion the runs trained with, for histories written before ``valid_rmse_px``
+        was recorded (see :func:`best_valid_px`); None is the default masked MSE.
 
     Returns
     -------
     str
-        The table, then per run the best valid loss as RMSE in pixels with its epoch, and the
-        last epoch's.
+        The table, then per run the best validation RMSE in pixels (measured,
+        ``valid_rmse_px``) with its epoch and loss, and the last epoch's.
 
     Raises
     ------
@@ -358,7 +399,7 @@ def recipe_table(histories: Mapping[str, Sequence[Mapping[str, Any]]],
                                                disable_numparse=True,
                                                stralign="right").splitlines()]
     table = [_group_line(body[0], list(histories)), body[0], "-" * len(body[0]), *body[1:]]
-    return "\n".join(table) + _best_and_last(histories)
+    return "\n".join(table) + _best_and_last(histories, criterion)
 
 
 def _group_line(header, labels):
@@ -371,18 +412,184 @@ def _group_line(header, labels):
     return line.rstrip()
 
 
-def _best_and_last(histories):
+def _best_and_last(histories, criterion=None):
     notes = []
     width = max(len(str(label)) for label in histories)
     for label, records in histories.items():
-        valid = [(r["valid_loss"], r["epoch"]) for r in records if "valid_loss" in r]
-        if valid:
-            loss, epoch = min(valid)
-            end_loss, end_epoch = valid[-1]
-            notes.append(f"{label:<{width}}  best valid RMSE {rmse_px(loss):.2f} px "
-                         f"(loss {loss:.6f}, epoch {epoch}); last {rmse_px(end_loss):.2f} px "
-                         f"(epoch {end_epoch} of {len(records)})")
-        elif records and records[-1].get("train_loss") is not None:
+        valid = [(epoch_px(r, "valid", criterion), r) for r in records if "valid_loss" in r]
+        measured = [(px, r) for px, r in valid if px is not None and not math.isnan(px)]
+        if measured:
+            px, row = min(measured, key=lambda item: item[0])
+            end_px, end = valid[-1]
+            last = (f"{end_px:.2f} px" if end_px is not None else
+                    f"loss {end['valid_loss']:.6f}")
+            notes.append(f"{label:<{width}}  best valid RMSE {px:.2f} px "
+                         f"(loss {row['valid_loss']:.6f}, epoch {row['epoch']}); last {last} "
+                         f"(epoch {end['epoch']} of {len(records)})")
+        elif valid:
+            loss, epoch = min((r["valid_loss"], r["epoch"]) for _, r in valid)
+            notes.append(f"{label:<{width}}  best valid loss {loss:.6f} (epoch {epoch}; no "
+                         "pixels: the history predates valid_rmse_px and the loss is not MSE)")
+        elif records and epoch_px(records[-1], "train", criterion) is not None:
             notes.append(f"{label:<{width}}  no validation loss (eval_size=0); last train RMSE "
-                         f"{rmse_px(records[-1]['train_loss']):.2f} px")
+                         f"{epoch_px(records[-1], 'train', criterion):.2f} px")
     return "\n\n" + "\n".join(notes) if notes else ""
+
+
+# -- the face-alignment measures and error analysis ------------------------------------------
+
+def _normalized(y_true, y_pred, columns, by, scaled, box_size):
+    from .metrics import normalized_errors
+
+    return normalized_errors(y_true, y_pred, by=by, scaled=scaled, layout=list(columns),
+                             box_size=box_size)
+
+
+def keypoint_measures(y_true: ArrayLike, y_pred: ArrayLike,
+                      columns: Sequence[str] = KEYPOINT_COLUMNS, by: str = "auto",
+                      threshold: float = 0.1, pck_threshold: float = 0.1, scaled: bool = True,
+                      box_size: Any = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-keypoint RMSE in pixels beside NME and PCK, and the overall measures.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n, k)
+        Targets and predictions (scaled, or pixels with ``scaled=False``); NaN in ``y_true``
+        marks an unlabelled value.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the k outputs (x, y pairs).
+    by : {'auto', 'inter-ocular', 'inter-pupil', 'box'}, default 'auto'
+        The normaliser of NME, failure rate, AUC and PCK (see
+        :func:`facekeypoints.metrics.normalizer_px`).
+    threshold : float, default 0.1
+        For the failure rate and the AUC.
+    pck_threshold : float, default 0.1
+        For PCK.
+    scaled : bool, default True
+        Whether the values are scaled targets.
+    box_size : float or array-like, optional
+        For ``by='box'`` (default: the image side).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :func:`keypoint_errors`' table (``x``, ``y``, ``rmse``, ``n``) with ``nme`` and
+        ``pck`` columns; the ``overall`` row has the overall NME and PCK.
+    summary : dict
+        :meth:`facekeypoints.metrics.NormalizedErrors.summary` plus ``rmse_px``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.zeros((2, 30)); y[:, 6], y[:, 10] = -0.5, 0.5      # eye corners 48 px apart
+    >>> table, summary = keypoint_measures(y, y + 0.05)
+    >>> summary["normalizer"], round(summary["nme"], 4), summary["failure_rate"]
+    ('inter-ocular', 0.0707, 0.0)
+    >>> round(float(table.loc["nose_tip", "nme"]), 4)
+    0.0707
+    """
+    table = keypoint_errors(y_true, y_pred, columns, scaled=scaled)
+    errors = _normalized(y_true, y_pred, columns, by, scaled, box_size)
+    per_kp = errors.per_keypoint()
+    pck = errors.pck_per_keypoint(pck_threshold)
+    summary = errors.summary(threshold, pck_threshold)
+    table["nme"] = [per_kp.get(k, summary["nme"]) if k != "overall" else summary["nme"]
+                    for k in table.index]
+    table["pck"] = [pck.get(k, summary["pck"]) if k != "overall" else summary["pck"]
+                    for k in table.index]
+    summary["rmse_px"] = float(table.loc["overall", "rmse"])
+    return table, summary
+
+
+def face_errors(y_true: ArrayLike, y_pred: ArrayLike, columns: Sequence[str] = KEYPOINT_COLUMNS,
+                by: str = "auto", scaled: bool = True, rows: Sequence[int] | None = None,
+                worst: int | None = None, box_size: Any = None) -> pd.DataFrame:
+    """One row per face, the worst first: NME, RMSE in pixels and the worst keypoint.
+
+    The table of error analysis: the faces a net gets most wrong are often the ones with
+    wrong labels (the Kaggle runner-up corrected 56 in training.csv) or unusual faces.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n, k)
+        Targets and predictions (scaled, or pixels with ``scaled=False``); NaN in ``y_true``
+        marks an unlabelled value.
+    columns : sequence of str, default KEYPOINT_COLUMNS
+        Names of the k outputs (x, y pairs).
+    by : {'auto', 'inter-ocular', 'inter-pupil', 'box'}, default 'auto'
+        The normaliser of the NME.
+    scaled : bool, default True
+        Whether the values are scaled targets.
+    rows : sequence of int, optional
+        Each face's row number (e.g. its data row in the CSV, from 1); default 1..n.
+    worst : int, optional
+        Keep only this many faces (the worst).
+    box_size : float or array-like, optional
+        For ``by='box'``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``row``, with ``nme`` (NaN for a face without the normaliser's keypoints;
+        those come last, by RMSE), ``rmse_px``, ``worst_keypoint``, ``worst_error_px`` and
+        ``keypoints`` (labelled on that face); sorted by ``nme`` from the largest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.zeros((3, 30)); y[:, 6], y[:, 10] = -0.5, 0.5
+    >>> p = y.copy(); p[1, 20:22] += 0.25                       # face 2: the nose, 17 px off
+    >>> table = face_errors(y, p)
+    >>> worst = table.iloc[0]
+    >>> int(table.index[0]), worst["worst_keypoint"], round(float(worst["worst_error_px"]), 1)
+    (2, 'nose_tip', 17.0)
+    """
+    import pandas as pd
+
+    errors = _normalized(y_true, y_pred, columns, by, scaled, box_size)
+    px = errors.errors_px
+    n = len(px)
+    rows = np.arange(1, n + 1) if rows is None else np.asarray(rows)
+    if len(rows) != n:
+        raise ValueError(f"{len(rows)} row numbers for {n} faces")
+    labelled = np.isfinite(px)
+    filled = np.where(labelled, px, -1.0)
+    worst_j = filled.argmax(axis=1)
+    count = labelled.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rmse = np.sqrt(np.where(labelled, px ** 2, 0.0).sum(axis=1) / count)
+    table = pd.DataFrame({
+        "row": rows, "nme": errors.per_face(), "rmse_px": rmse,
+        "worst_keypoint": [errors.names[j] if c else "" for j, c in zip(worst_j, count)],
+        "worst_error_px": np.where(count > 0, filled[np.arange(n), worst_j], np.nan),
+        "keypoints": count}).set_index("row")
+    table = table.sort_values(["nme", "rmse_px"], ascending=False, na_position="last",
+                              kind="stable")
+    if table["nme"].isna().any():       # no normaliser: after the measured faces, by RMSE
+        measured = table[table["nme"].notna()]
+        rest = table[table["nme"].isna()].sort_values("rmse_px", ascending=False, kind="stable")
+        table = pd.concat([measured, rest])
+    return table.head(worst) if worst is not None else table
+
+
+def face_errors_table(table: pd.DataFrame) -> str:
+    """:func:`face_errors`' table as text (row, NME, RMSE px, worst keypoint and its error).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        What :func:`face_errors` returned.
+
+    Returns
+    -------
+    str
+        A plain table; a face without an NME shows ``-``.
+    """
+    from tabulate import tabulate
+
+    rows = [[str(row), "-" if not np.isfinite(r.nme) else f"{r.nme:.4f}", f"{r.rmse_px:.2f}",
+             r.worst_keypoint, f"{r.worst_error_px:.2f}", str(int(r.keypoints))]
+            for row, r in table.iterrows()]
+    text = tabulate(rows, headers=["row", "NME", "RMSE px", "worst keypoint", "its error px",
+                                   "keypoints"], disable_numparse=True, stralign="right")
+    return "\n".join(line.rstrip() for line in text.splitlines())

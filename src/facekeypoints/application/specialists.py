@@ -5,33 +5,49 @@ faces; a net that predicts just the eye centres can use ~7,000. Each specialist 
 base net (same layers, schedule and batch size) with
 
 * an output layer as wide as its group (2 values per keypoint),
-* its own flip pairs: the global ``FLIP_INDICES`` restricted to its columns, renumbered,
+* its group's own keypoint layout, ``KAGGLE.subset(columns)`` (see
+  :mod:`facekeypoints.specialist_groups`): its flip pairs for a flipping batch iterator, and
+  the net's ``layout`` where the net takes one,
 * optionally every layer but the output loaded from a pretrained full net (where shapes match),
 * an epoch budget scaled inversely with its rows (see :func:`specialist_epochs`).
 
-:class:`SpecialistEnsemble` stacks the members into one (n, 30) prediction in
-``KEYPOINT_COLUMNS`` order, and saves/loads as a directory: one safe model file per member plus
-``ensemble.json``. The CLI's ``evaluate`` and ``predict`` accept such a directory.
+:class:`SpecialistEnsemble` is a scikit-learn estimator (``get_params``/``set_params``,
+``clone``, ``fit``/``predict``/``score``; it can be cross-validated and swept) that stacks the
+members into one (n, 30) prediction in ``KEYPOINT_COLUMNS`` order, and saves/loads as a
+directory: one safe model file per member plus ``ensemble.json``, written as one unit (staged,
+then committed, under the folder's lock; see :func:`facekeypoints.runs.staged`). The CLI's
+``evaluate`` and ``predict`` accept such a directory.
+
+The first Ctrl-C or SIGTERM while specialists train lets the running epoch finish, then stops:
+the unfinished ensemble is abandoned (:class:`SpecialistsInterrupted`), nothing is saved.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from skorch.callbacks import Callback
 
+from ._pixels import best_valid_px
+from ._rundir import disk_errors
 from ._safe_io import write_json
-from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, ParsedCSV
-from .metrics import rmse_px, squared_errors_px
+from ._signals import StopSignals, active, signal_name
+from .data import KEYPOINT_COLUMNS, ParsedCSV
+from .metrics import squared_errors_px
 from .reports import keypoint_errors
+from .specialist_groups import (DEFAULT_GROUPS, GROUPS_BY_NAME, SpecialistGroup, get_groups,
+                                local_flip_indices, specialist_epochs)
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping
 
     import pandas as pd
     from numpy.typing import ArrayLike
@@ -40,8 +56,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SpecialistGroup", "DEFAULT_GROUPS", "GROUPS_BY_NAME", "get_groups",
            "local_flip_indices", "specialist_epochs", "load_pretrained", "make_specialist",
-           "fit_specialists", "SpecialistEnsemble", "is_ensemble_dir", "load_ensemble",
-           "report_table", "ENSEMBLE_FILE", "ENSEMBLE_FORMAT", "ENSEMBLE_VERSION"]
+           "fit_specialists", "SpecialistEnsemble", "SpecialistsInterrupted", "is_ensemble_dir",
+           "check_ensemble_target",
+           "load_ensemble", "report_table", "ENSEMBLE_FILE", "ENSEMBLE_FORMAT",
+           "ENSEMBLE_VERSION"]
 
 #: The file that marks a specialist ensemble directory and lists its members.
 ENSEMBLE_FILE = "ensemble.json"
@@ -51,187 +69,40 @@ ENSEMBLE_FORMAT = "facekeypoints-ensemble"
 ENSEMBLE_VERSION = 1
 
 
-def _xy(*names):
-    return tuple(f"{n}_{c}" for n in names for c in ("x", "y"))
+class SpecialistsInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the training of an ensemble; nothing was made of it.
 
-
-def local_flip_indices(columns: Sequence[str],
-                       flip_indices: Iterable[tuple[int, int]] = FLIP_INDICES
-                       ) -> tuple[tuple[int, int], ...]:
-    """The global flip pairs restricted to ``columns``, renumbered to positions in ``columns``.
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C stops on it too.
 
     Parameters
     ----------
-    columns : sequence of str
-        Keypoint column names (``KEYPOINT_COLUMNS`` names), in the order a net predicts them.
-    flip_indices : iterable of (int, int), default FLIP_INDICES
-        Pairs of positions in ``KEYPOINT_COLUMNS`` that swap when a face is mirrored.
-
-    Returns
-    -------
-    tuple of (int, int)
-        The pairs with both columns in ``columns``, as sorted positions in ``columns``.
-
-    Raises
-    ------
-    ValueError
-        When a pair has only one side in ``columns``: mirroring would then need a column the
-        net does not predict.
-
-    Examples
-    --------
-    >>> local_flip_indices(["right_eye_center_x", "right_eye_center_y",
-    ...                     "left_eye_center_x", "left_eye_center_y"])
-    ((0, 2), (1, 3))
-    >>> local_flip_indices(["nose_tip_x", "nose_tip_y"])
-    ()
-    """
-    columns = list(columns)
-    pairs = []
-    for a, b in flip_indices:
-        ca, cb = KEYPOINT_COLUMNS[a], KEYPOINT_COLUMNS[b]
-        if ca in columns and cb in columns:
-            pairs.append(tuple(sorted((columns.index(ca), columns.index(cb)))))
-        elif ca in columns or cb in columns:
-            raise ValueError(f"columns hold {ca if ca in columns else cb!r} but not its mirror "
-                             f"image {cb if ca in columns else ca!r}")
-    return tuple(sorted(pairs))
-
-
-@dataclass(frozen=True)
-class SpecialistGroup:
-    """A keypoint group: a name and its columns, the outputs of one specialist net.
-
-    Parameters
-    ----------
-    name : str
-        The group's name (it names the member's model file in an ensemble directory).
-    columns : sequence of str
-        Its columns, x, y pairs in ``KEYPOINT_COLUMNS`` names; stored as a tuple.
+    group : str
+        The specialist that was training.
+    finished : list of str
+        The specialists finished before it.
+    signum : int, optional
+        The signal that stopped it.
 
     Attributes
     ----------
-    flip_indices : tuple of (int, int)
-        The group's own flip pairs (:func:`local_flip_indices` of ``columns``).
-    n_outputs : int
-        Outputs of the group's net, ``len(columns)``.
-
-    Raises
-    ------
-    ValueError
-        For a column that is not in ``KEYPOINT_COLUMNS``, or a column whose mirror image is
-        missing from ``columns``.
-
-    Examples
-    --------
-    >>> eyes = SpecialistGroup("eyes", ("left_eye_center_x", "left_eye_center_y",
-    ...                                 "right_eye_center_x", "right_eye_center_y"))
-    >>> eyes.n_outputs, eyes.flip_indices
-    (4, ((0, 2), (1, 3)))
+    group : str
+        The specialist that was training (its unfinished fit is dropped).
+    finished : list of str
+        The specialists finished before it (dropped too: an ensemble is made whole or not).
+    signum : int or None
+        The signal (``signal.SIGINT``, ``signal.SIGTERM``), None for a bare interrupt.
+    exit_status : int
+        143 after SIGTERM, else 130.
     """
 
-    name: str
-    columns: tuple[str, ...]
-    flip_indices: tuple[tuple[int, int], ...] = field(init=False)
+    def __init__(self, group: str, finished: list[str], signum: int | None = None) -> None:
+        import signal
 
-    def __post_init__(self):
-        unknown = [c for c in self.columns if c not in KEYPOINT_COLUMNS]
-        if unknown:
-            raise ValueError(f"group {self.name!r}: unknown keypoint column {unknown[0]!r}")
-        object.__setattr__(self, "columns", tuple(self.columns))
-        object.__setattr__(self, "flip_indices", local_flip_indices(self.columns))
-
-    @property
-    def n_outputs(self) -> int:
-        """Outputs of the group's net: two per keypoint."""
-        return len(self.columns)
-
-
-#: The recipe's six groups (Daniel Nouri's SPECIALIST_SETTINGS), in its order.
-DEFAULT_GROUPS = (
-    SpecialistGroup("eye_centers", _xy("left_eye_center", "right_eye_center")),
-    SpecialistGroup("nose_tip", _xy("nose_tip")),
-    SpecialistGroup("mouth", _xy("mouth_left_corner", "mouth_right_corner",
-                                 "mouth_center_top_lip")),
-    SpecialistGroup("bottom_lip", _xy("mouth_center_bottom_lip")),
-    SpecialistGroup("eye_corners", _xy("left_eye_inner_corner", "right_eye_inner_corner",
-                                       "left_eye_outer_corner", "right_eye_outer_corner")),
-    SpecialistGroup("eyebrows", _xy("left_eyebrow_inner_end", "right_eyebrow_inner_end",
-                                    "left_eyebrow_outer_end", "right_eyebrow_outer_end")),
-)
-#: The default groups by name.
-GROUPS_BY_NAME = {g.name: g for g in DEFAULT_GROUPS}
-
-
-def get_groups(names: Iterable[str | SpecialistGroup] | None = None
-               ) -> tuple[SpecialistGroup, ...]:
-    """Specialist groups by name.
-
-    Parameters
-    ----------
-    names : iterable of str or SpecialistGroup, optional
-        Names of default groups (see ``GROUPS_BY_NAME``) or groups of one's own; by default
-        all six of ``DEFAULT_GROUPS``.
-
-    Returns
-    -------
-    tuple of SpecialistGroup
-        The groups, in the order given.
-
-    Raises
-    ------
-    ValueError
-        For a name that is not a default group's.
-
-    Examples
-    --------
-    >>> [g.name for g in get_groups()]
-    ['eye_centers', 'nose_tip', 'mouth', 'bottom_lip', 'eye_corners', 'eyebrows']
-    >>> get_groups(["nose_tip"])
-    (SpecialistGroup(name='nose_tip', columns=('nose_tip_x', 'nose_tip_y'), flip_indices=()),)
-    """
-    if names is None:
-        return DEFAULT_GROUPS
-    out = []
-    for n in names:
-        if isinstance(n, SpecialistGroup):
-            out.append(n)
-        elif n in GROUPS_BY_NAME:
-            out.append(GROUPS_BY_NAME[n])
-        else:
-            raise ValueError(f"unknown specialist group {n!r}; choose from "
-                             f"{', '.join(GROUPS_BY_NAME)}")
-    return tuple(out)
-
-
-def specialist_epochs(base_epochs: int, n_rows: int, reference_rows: int) -> int:
-    """The epoch budget for a specialist with ``n_rows`` training rows.
-
-    The number of weight updates stays that of ``base_epochs`` epochs on ``reference_rows``
-    rows: more rows, fewer epochs. This is the recipe's ``int(1e7 / y.shape[0])`` with the
-    constant tied to the base net's budget.
-
-    Parameters
-    ----------
-    base_epochs : int
-        The base net's epoch budget.
-    n_rows : int
-        Training rows of the specialist (rows where its keypoints are present).
-    reference_rows : int
-        Rows the base budget is meant for; :func:`fit_specialists` uses the rows with all 30
-        keypoints, i.e. what the base net trains on.
-
-    Returns
-    -------
-    int
-        ``base_epochs * reference_rows / n_rows``, rounded, at least 1.
-
-    Examples
-    --------
-    >>> specialist_epochs(1000, n_rows=7033, reference_rows=2140)
-    304
-    """
-    return max(1, int(round(base_epochs * reference_rows / max(1, n_rows))))
+        self.group, self.finished, self.signum = group, list(finished), signum
+        self.exit_status = 143 if signum == signal.SIGTERM else 130
+        what = signal_name(signum) if signum else "an interrupt"
+        super().__init__(f"{what} while training specialist {group!r} "
+                         f"({len(finished)} finished before it); no ensemble was made")
 
 
 # -- building one specialist -----------------------------------------------------------------
@@ -240,16 +111,33 @@ def _output_layer(net):
     return net.layers[-1][0]
 
 
-def _flat_input(net):
-    shape = net.layer_params().get("input_shape")
-    return shape is not None and len(shape) == 2
+def _input_shape(net):
+    """The shape of one input row the net takes (``input_shape`` less the batch), or None."""
+    try:
+        shape = net.layer_params().get("input_shape")
+    except AttributeError:      # a module= net: it takes what it is given
+        return None
+    return tuple(int(s) for s in shape[1:]) if shape is not None else None
+
+
+def _as_input(X, shape):
+    """``X`` as rows of ``shape`` (as it is when the net does not say)."""
+    X = np.asarray(X)
+    return X if shape is None else X.reshape(len(X), *shape)
 
 
 def _pretrained_state(pretrained):
     """A state dict from a fitted net, a model file or a run directory."""
     if pretrained is None:
         return None
-    if hasattr(pretrained, "module_"):
+    if isinstance(pretrained, dict):
+        return pretrained
+    if hasattr(pretrained, "get_params") and not isinstance(pretrained, (str, Path)):
+        if not hasattr(pretrained, "module_"):
+            raise ValueError("pretrained is a net that was never fitted (a clone of a "
+                             "SpecialistEnsemble clones its pretrained net unfitted): pass a "
+                             "model file, a run directory or a state_dict to sweep or "
+                             "cross-validate an ensemble")
         return {k: v.detach().cpu() for k, v in pretrained.module_.state_dict().items()}
     from .persist import read_model_file
 
@@ -313,9 +201,13 @@ def make_specialist(base_net: NeuralNet, group: SpecialistGroup,
                     ) -> tuple[NeuralNet, list[str], dict[str, str]]:
     """An initialized clone of a base net for one keypoint group.
 
-    The clone gets an output layer as wide as the group (``output_num_units``), its own flip
-    pairs (when the base net trains with a ``FlipBatchIterator``) and ``columns_``; sklearn's
-    ``clone`` is used, or a deep copy when a callback cannot be cloned.
+    The clone gets an output layer as wide as the group (``output_num_units``), the group's
+    layout (``layout=group.layout``, where the net takes a ``layout``), its own flip pairs
+    (when the base net trains with a ``FlipBatchIterator`` or a subclass, whose other
+    settings are kept), ``columns_``, and a ``stop_on_signal`` callback that ends its fit
+    after the epoch in which a graceful ``StopSignals`` received Ctrl-C or SIGTERM (it does
+    nothing otherwise); sklearn's ``clone`` is used, or a deep copy when a callback cannot
+    be cloned.
 
     Parameters
     ----------
@@ -337,6 +229,8 @@ def make_specialist(base_net: NeuralNet, group: SpecialistGroup,
     mismatched : dict
         ``{layer: reason}`` for the layers that could not be loaded.
     """
+    import copy
+
     from sklearn.base import clone
 
     from .iterators import FlipBatchIterator
@@ -344,17 +238,20 @@ def make_specialist(base_net: NeuralNet, group: SpecialistGroup,
     try:
         net = clone(base_net)
     except RuntimeError:        # a callback sklearn cannot clone: copy the whole net instead
-        import copy
-
         net = copy.deepcopy(base_net)
     params = {"output_num_units": group.n_outputs}
+    callbacks = list(net.callbacks or [])
+    if not any(isinstance(c, tuple) and c[0] == "stop_on_signal" for c in callbacks):
+        params["callbacks"] = [*callbacks, ("stop_on_signal", _StopOnSignal())]
+    if "layout" in net.get_params(deep=False):
+        params["layout"] = group.layout
     if max_epochs is not None:
         params["max_epochs"] = int(max_epochs)
     it = net.batch_iterator_train
     if isinstance(it, FlipBatchIterator):
-        params["batch_iterator_train"] = FlipBatchIterator(
-            batch_size=it.batch_size, flip_indices=group.flip_indices, shuffle=it.shuffle,
-            random_state=it.random_state)
+        it = copy.deepcopy(it)              # every setting kept, the group's own flip pairs
+        it.flip_indices = group.flip_indices
+        params["batch_iterator_train"] = it
     net.set_params(**params)
     net.initialize()
     net.columns_ = list(group.columns)
@@ -387,26 +284,25 @@ def _read_data(data):
     return _TrainingFile(read_csv(data), Path(data).name)
 
 
-def _group_data(data, group, flat):
-    """``(X, y)`` of the rows where every column of ``group`` is present.
+def _group_data(data, group, shape):
+    """``(X, y)`` of the rows where every column of ``group`` is present, X as rows of
+    ``shape`` (see :func:`_input_shape`).
 
     ``data``: what :func:`_read_data` returns, or what it takes. From a file the rows are
-    exactly ``load(path, cols=group.columns)``'s (``load2d``'s unless ``flat``)."""
+    exactly ``load(path, cols=group.columns)``'s (``load2d``'s for a net with 4-d input)."""
     from .data import select_rows
 
     data = _read_data(data)
     if isinstance(data, _TrainingFile):
         X, y = select_rows(data.parsed, list(group.columns), data.name)
-        return (X if flat else X.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)), y
+        return _as_input(X, shape), y
     X, y = data
     y = np.asarray(y)
     idx = [KEYPOINT_COLUMNS.index(c) for c in group.columns]
-    if y.shape[1] != len(KEYPOINT_COLUMNS):
+    if y.ndim != 2 or y.shape[1] != len(KEYPOINT_COLUMNS):
         raise ValueError("in-memory data must be (X, y) with y of 30 columns (NaN where missing)")
     rows = np.isfinite(y[:, idx]).all(axis=1)
-    X = np.asarray(X)[rows]
-    X = X.reshape(len(X), -1) if flat else X.reshape(len(X), 1, IMAGE_SIDE, IMAGE_SIDE)
-    return X, y[rows][:, idx].astype(np.float32)
+    return _as_input(np.asarray(X)[rows], shape), y[rows][:, idx].astype(np.float32)
 
 
 def _complete_rows(data):
@@ -424,8 +320,83 @@ def _complete_rows(data):
 
 
 def _best_valid_px(net):
-    valid = [h["valid_loss"] for h in net.history if h.get("valid_loss") is not None]
-    return rmse_px(min(valid)) if valid else float("nan")
+    """The lowest validation RMSE in pixels of a fitted member, as its history measured it
+    (``valid_rmse_px``); for an older history, derived from an MSE loss; else None."""
+    best = best_valid_px(list(net.history), getattr(net, "criterion", None))
+    return best[0] if best is not None else None
+
+
+# -- stopping on a signal ----------------------------------------------------------------------
+
+class _StopOnSignal(Callback):
+    """Ends the fit after the epoch in which a graceful StopSignals received a signal."""
+
+    def on_epoch_end(self, net, **kwargs):
+        stop = active()
+        if stop is not None and stop.received:
+            raise KeyboardInterrupt     # skorch ends the fit loop; the caller reports it
+
+
+def _fit_one(net, X, y, stop):
+    """``partial_fit`` (its ``stop_on_signal`` callback stops at the end of the epoch a
+    signal arrives in); True when the fit was interrupted (a signal, or a KeyboardInterrupt
+    skorch swallowed mid-epoch)."""
+    net.partial_fit(X, y)       # initialize() already ran: keeps the pretrained weights
+    cut = len(net.history) > 0 and "train_loss" not in net.history[-1]
+    return bool(cut or (stop is not None and stop.received))
+
+
+@contextlib.contextmanager
+def _graceful_signals():
+    """The active StopSignals made graceful for the block, or one of its own (main thread)."""
+    notice = "finishing this epoch, then stopping the specialists (no ensemble is made)"
+    stop = active()
+    if stop is not None:
+        before = stop.graceful, stop.notice
+        stop.graceful, stop.notice = True, notice
+        try:
+            yield stop
+        finally:
+            stop.graceful, stop.notice = before
+    elif threading.current_thread() is threading.main_thread():
+        with StopSignals(graceful=True, notice=notice) as stop:
+            yield stop
+    else:
+        yield None
+
+
+def _fit_members(base_net, data, groups, pretrained, base_epochs, reference_rows, epochs,
+                 on_specialist):
+    """Train one specialist per group: ``(members, report)``."""
+    shape = _input_shape(base_net)
+    state = _pretrained_state(pretrained)
+    base_epochs = base_net.max_epochs if base_epochs is None else base_epochs
+    members, report = [], []
+    ref = None
+    data = _read_data(data) if groups else data     # a file: parsed once
+    with _graceful_signals() as stop:
+        for i, group in enumerate(groups, start=1):
+            X, y = _group_data(data, group, shape)
+            n_epochs = epochs.get(group.name) if isinstance(epochs, dict) else epochs
+            if n_epochs is None:
+                if ref is None:
+                    ref = reference_rows or _complete_rows(data) or len(X)
+                n_epochs = specialist_epochs(base_epochs, len(X), ref)
+            net, loaded, mismatched = make_specialist(base_net, group, state,
+                                                      max_epochs=n_epochs)
+            start = time.perf_counter()
+            if _fit_one(net, X, y, stop):
+                raise SpecialistsInterrupted(group.name, [g.name for g, _ in members],
+                                             stop.requested if stop is not None else None)
+            info = {"group": group.name, "index": i, "of": len(groups), "rows": len(X),
+                    "epochs": len(net.history), "best_valid_rmse_px": _best_valid_px(net),
+                    "loaded": loaded, "mismatched": mismatched,
+                    "seconds": time.perf_counter() - start}
+            members.append((group, net))
+            report.append(info)
+            if on_specialist is not None:
+                on_specialist(info)
+    return members, report
 
 
 def fit_specialists(base_net: NeuralNet,
@@ -438,8 +409,9 @@ def fit_specialists(base_net: NeuralNet,
                     ) -> SpecialistEnsemble:
     """Train one specialist per keypoint group (the recipe's last step).
 
-    Each specialist is made by :func:`make_specialist` and trained on every row where its
-    group's keypoints are present.
+    ``SpecialistEnsemble(base_net, groups, ...).fit(...)`` in one call. Each specialist is
+    made by :func:`make_specialist` and trained on every row where its group's keypoints
+    are present.
 
     Parameters
     ----------
@@ -464,13 +436,19 @@ def fit_specialists(base_net: NeuralNet,
         scaled budget.
     on_specialist : callable, optional
         Called after each specialist with its report dict (``group``, ``index``, ``of``,
-        ``rows``, ``epochs``, ``best_valid_rmse_px``, ``loaded``, ``mismatched``,
-        ``seconds``).
+        ``rows``, ``epochs``, ``best_valid_rmse_px`` (None when not measured), ``loaded``,
+        ``mismatched``, ``seconds``).
 
     Returns
     -------
     SpecialistEnsemble
-        The fitted specialists; ``report_`` holds one report dict per member.
+        The fitted ensemble; ``report_`` holds one report dict per member.
+
+    Raises
+    ------
+    SpecialistsInterrupted
+        After Ctrl-C or SIGTERM (a ``KeyboardInterrupt``): the running epoch finished, the
+        unfinished ensemble was dropped.
 
     Examples
     --------
@@ -479,69 +457,120 @@ def fit_specialists(base_net: NeuralNet,
     ...                            pretrained="runs/net5")            # doctest: +SKIP
     >>> print(report_table(ensemble.report_))                        # doctest: +SKIP
     """
-    groups = get_groups(groups)
-    flat = _flat_input(base_net)
-    state = _pretrained_state(pretrained)
-    base_epochs = base_net.max_epochs if base_epochs is None else base_epochs
-    members, report = [], []
-    ref = None
-    data = _read_data(X_or_path) if groups else X_or_path     # a file: parsed once
-    for i, group in enumerate(groups, start=1):
-        X, y = _group_data(data, group, flat)
-        if isinstance(epochs, dict):
-            n_epochs = epochs.get(group.name)
-        else:
-            n_epochs = epochs
-        if n_epochs is None:
-            if ref is None:
-                ref = reference_rows or _complete_rows(data) or len(X)
-            n_epochs = specialist_epochs(base_epochs, len(X), ref)
-        net, loaded, mismatched = make_specialist(base_net, group, state, max_epochs=n_epochs)
-        start = time.perf_counter()
-        net.partial_fit(X, y)       # initialize() already ran: keeps the pretrained weights
-        info = {"group": group.name, "index": i, "of": len(groups), "rows": len(X),
-                "epochs": len(net.history), "best_valid_rmse_px": _best_valid_px(net),
-                "loaded": loaded, "mismatched": mismatched,
-                "seconds": time.perf_counter() - start}
-        members.append((group, net))
-        report.append(info)
-        if on_specialist is not None:
-            on_specialist(info)
-    ensemble = SpecialistEnsemble(members)
-    ensemble.report_ = report
-    return ensemble
+    ensemble = SpecialistEnsemble(base_net, groups, pretrained=pretrained,
+                                  base_epochs=base_epochs, reference_rows=reference_rows,
+                                  epochs=epochs)
+    return ensemble.fit(X_or_path, on_specialist=on_specialist)
 
 
 # -- the ensemble ------------------------------------------------------------------------------
 
-class SpecialistEnsemble:
+def _is_members(value):
+    """Whether ``value`` is a sequence of (SpecialistGroup, net) pairs."""
+    if not isinstance(value, (list, tuple)):
+        return False
+    return all(isinstance(item, (list, tuple)) and len(item) == 2
+               and isinstance(item[0], SpecialistGroup) for item in value)
+
+
+class SpecialistEnsemble(RegressorMixin, BaseEstimator):
     """Specialists stacked into one predictor of all 30 columns in KEYPOINT_COLUMNS order.
+
+    A scikit-learn estimator: the constructor only stores its parameters, ``fit`` trains one
+    specialist per group (as :func:`fit_specialists`), ``clone``, ``get_params`` /
+    ``set_params`` (``base_net__max_epochs=...`` too), ``cross_val_score`` and the search
+    tools work.
 
     Parameters
     ----------
-    members : iterable of (SpecialistGroup, NeuralNet)
-        Each group with its fitted net; where groups overlap, the later member wins.
+    base_net : NeuralNet, optional
+        The net each specialist is cloned from. (Given fitted members instead, a list of
+        ``(SpecialistGroup, net)``, as before the ensemble was an estimator, the ensemble is
+        those members, fitted; :meth:`from_members` says it more plainly.)
+    groups : iterable of str or SpecialistGroup, optional
+        The groups (default: all six of ``DEFAULT_GROUPS``).
+    pretrained : str, path-like, dict or NeuralNet, optional
+        Weights for every layer but the output (see :func:`load_pretrained`). ``clone``
+        copies a net here unfitted: to sweep or cross-validate, give a model file, a run
+        directory or a ``state_dict``.
+    base_epochs, reference_rows, epochs : optional
+        The epoch budget, as for :func:`fit_specialists`.
 
     Attributes
     ----------
-    members : list of (SpecialistGroup, NeuralNet)
-        The members.
+    members_ : list of (SpecialistGroup, NeuralNet)
+        The fitted members; where groups overlap, the later member wins. ``members`` is the
+        same list.
     columns_ : list of str
         ``KEYPOINT_COLUMNS``, the columns of :meth:`predict`'s output.
     report_ : list of dict
-        One entry per member from :func:`fit_specialists` or :func:`load_ensemble`
-        (rows, epochs, best valid RMSE in pixels, ...); empty when built directly.
+        One entry per member from :meth:`fit` or :func:`load_ensemble` (rows, epochs, best
+        valid RMSE in pixels, ...); empty when built from members.
 
     See Also
     --------
     fit_specialists : Train an ensemble.
     load_ensemble : Read one that :meth:`save` wrote.
+
+    Examples
+    --------
+    >>> import facekeypoints as fk
+    >>> from sklearn.base import clone
+    >>> ens = SpecialistEnsemble(fk.presets.net1(max_epochs=2), groups=["nose_tip"])
+    >>> clone(ens).set_params(base_net__max_epochs=3).base_net.max_epochs
+    3
     """
 
-    def __init__(self, members: Iterable[tuple[SpecialistGroup, NeuralNet]]):
-        self.members = [(g, net) for g, net in members]
+    def __init__(self, base_net: Any = None, groups: Iterable[str | SpecialistGroup] | None = None,
+                 *, pretrained: Any = None, base_epochs: int | None = None,
+                 reference_rows: int | None = None,
+                 epochs: int | Mapping[str, int] | None = None) -> None:
+        if _is_members(base_net):   # fitted members (the constructor before it was an estimator)
+            self._set_members([(g, net) for g, net in base_net], [])
+            base_net = None
+        self.base_net = base_net
+        self.groups = groups
+        self.pretrained = pretrained
+        self.base_epochs = base_epochs
+        self.reference_rows = reference_rows
+        self.epochs = epochs
+
+    @classmethod
+    def from_members(cls, members: Iterable[tuple[SpecialistGroup, NeuralNet]],
+                     report: Iterable[Mapping[str, Any]] | None = None) -> SpecialistEnsemble:
+        """An ensemble of fitted members (no base net: it predicts, it cannot be refitted).
+
+        Parameters
+        ----------
+        members : iterable of (SpecialistGroup, NeuralNet)
+            Each group with its fitted net.
+        report : iterable of dict, optional
+            What is known of each member (as ``report_``).
+
+        Returns
+        -------
+        SpecialistEnsemble
+            The fitted ensemble.
+        """
+        ensemble = cls()
+        ensemble._set_members([(g, net) for g, net in members], [dict(r) for r in report or ()])
+        return ensemble
+
+    def _set_members(self, members, report):
+        self.members_ = members
+        self.report_ = report
         self.columns_ = list(KEYPOINT_COLUMNS)
-        self.report_ = []
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = False
+        tags.target_tags.multi_output = True
+        return tags
+
+    @property
+    def members(self) -> list[tuple[SpecialistGroup, NeuralNet]]:
+        """The fitted members (``members_``); empty before :meth:`fit`."""
+        return getattr(self, "members_", [])
 
     @property
     def covered_columns(self) -> list[str]:
@@ -549,13 +578,57 @@ class SpecialistEnsemble:
         covered = {c for g, _ in self.members for c in g.columns}
         return [c for c in KEYPOINT_COLUMNS if c in covered]
 
+    def fit(self, X: str | Path | ArrayLike | None, y: ArrayLike | None = None,
+            on_specialist: Callable[[dict[str, Any]], object] | None = None
+            ) -> SpecialistEnsemble:
+        """Train one specialist per group, each on the rows where its keypoints are present.
+
+        Parameters
+        ----------
+        X : array-like, str, pathlib.Path or None
+            Faces (with ``y``), or without ``y`` a training.csv path (None: the embedded
+            synthetic data).
+        y : array-like, optional
+            (n, 30) scaled targets in KEYPOINT_COLUMNS order, NaN where a keypoint is missing.
+        on_specialist : callable, optional
+            Called after each specialist with its report dict (see :func:`fit_specialists`).
+
+        Returns
+        -------
+        SpecialistEnsemble
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            Without a ``base_net``, or for data of the wrong shape.
+        SpecialistsInterrupted
+            After Ctrl-C or SIGTERM (see :func:`fit_specialists`); ``self`` is unchanged.
+        """
+        if self.base_net is None:
+            raise ValueError("this SpecialistEnsemble has no base_net to clone its specialists "
+                             "from: SpecialistEnsemble(fk.presets.net5(), groups=...)")
+        data = X if y is None else (X, y)
+        members, report = _fit_members(self.base_net, data, get_groups(self.groups),
+                                       self.pretrained, self.base_epochs, self.reference_rows,
+                                       self.epochs, on_specialist)
+        self._set_members(members, report)
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "members_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this SpecialistEnsemble is not fitted yet: call fit(X, y) "
+                                 "first, or load one with load_ensemble(directory)")
+
     def predict(self, X: np.ndarray, tta: bool = False) -> np.ndarray | None:
         """Predict all 30 keypoint columns, each member its own.
 
         Parameters
         ----------
         X : numpy.ndarray
-            Faces, (n, 9216) or (n, 1, 96, 96); reshaped for each member's input.
+            Faces, as rows or images; reshaped to each member's ``input_shape``.
         tta : bool, default False
             Flip test-time augmentation in every member (see
             :meth:`facekeypoints.NeuralNet.predict`): each member averages its prediction
@@ -568,14 +641,52 @@ class SpecialistEnsemble:
             predicts. Where groups overlap, the later member wins. None for an ensemble
             without members.
         """
+        self._check_fitted()
         out = None
-        for group, net in self.members:
-            Xm = X.reshape(len(X), -1) if _flat_input(net) else X.reshape(len(X), 1, 96, 96)
+        for group, net in self.members_:
+            Xm = _as_input(X, _input_shape(net))
             pred = np.asarray(net.predict(Xm, tta=True) if tta else net.predict(Xm))
             if out is None:
                 out = np.full((len(pred), len(KEYPOINT_COLUMNS)), np.nan, dtype=pred.dtype)
             out[:, [KEYPOINT_COLUMNS.index(c) for c in group.columns]] = pred
         return out
+
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+        """R^2 of the predictions, as for every scikit-learn regressor (greater is better).
+
+        Each predicted column's R^2 is over the rows where it is labelled (NaN in ``y`` is
+        unlabelled; columns no member predicts, or with fewer than two labels, are left
+        out), then averaged, as :meth:`facekeypoints.NeuralNet.score` does.
+
+        Parameters
+        ----------
+        X : array-like
+            Faces.
+        y : array-like
+            (n, 30) true scaled targets, NaN where a keypoint is missing.
+
+        Returns
+        -------
+        float
+            The mean R^2 over the scored columns.
+
+        Raises
+        ------
+        ValueError
+            When no predicted column has two labelled values.
+        """
+        from sklearn.metrics import r2_score
+
+        y_true = np.asarray(y, dtype=np.float64)
+        y_pred = np.asarray(self.predict(X), dtype=np.float64)
+        scores = []
+        for j in range(y_true.shape[1]):
+            rows = np.isfinite(y_true[:, j]) & np.isfinite(y_pred[:, j])
+            if rows.sum() >= 2:
+                scores.append(r2_score(y_true[rows, j], y_pred[rows, j]))
+        if not scores:
+            raise ValueError("score: no predicted column has two labelled targets")
+        return float(np.mean(scores))
 
     def keypoint_errors(self, data: str | Path | tuple[ArrayLike, ArrayLike] | None = None,
                         split: str = "all", tta: bool = False) -> pd.DataFrame:
@@ -606,10 +717,11 @@ class SpecialistEnsemble:
         """
         import pandas as pd
 
+        self._check_fitted()
         tables, sq, n_values = [], 0.0, 0
-        data = _read_data(data) if self.members else data       # a file: parsed once
-        for group, net in self.members:
-            X, y = _group_data(data, group, _flat_input(net))
+        data = _read_data(data) if self.members_ else data       # a file: parsed once
+        for group, net in self.members_:
+            X, y = _group_data(data, group, _input_shape(net))
             if split in ("train", "valid"):
                 train, valid = net.train_valid_split(X, y)
                 X, y = valid if split == "valid" else train
@@ -630,7 +742,14 @@ class SpecialistEnsemble:
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the ensemble to a directory: one safe model file per member plus ``ensemble.json``.
+        """Write the ensemble to a directory, as one unit: a model file per member plus
+        ``ensemble.json``.
+
+        The files are written into a staging folder under the directory's lock, then put in
+        place together (:func:`facekeypoints.runs.staged`): a kill at any moment leaves the
+        previous ensemble or the new one, never members of both, and no temporary files
+        (they are cleared by the next writer or reader). Member files of the previous
+        ensemble that the new one lacks are removed.
 
         Parameters
         ----------
@@ -642,27 +761,77 @@ class SpecialistEnsemble:
         -------
         pathlib.Path
             The directory.
+
+        Raises
+        ------
+        ValueError
+            When the directory holds a training run (``model.pt``) rather than an ensemble.
+        OSError
+            A directory that cannot be written, one another process is writing
+            (``RunInUseError``), or a full disk (``DiskFullError``), each in one line.
         """
         from .persist import save_model
+        from .runs import staged
 
+        self._check_fitted()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        check_ensemble_target(directory)
+        before = _member_files(directory)
         entries = []
-        for group, net in self.members:
-            net.columns_ = list(group.columns)
-            file = f"{group.name}.pt"
-            save_model(net, directory / file)
-            entry = {"name": group.name, "columns": list(group.columns),
-                     "flip_indices": [list(p) for p in group.flip_indices], "file": file}
-            info = next((r for r in self.report_ if r.get("group") == group.name), None)
-            if info:
-                entry.update({k: info[k] for k in ("rows", "epochs", "best_valid_rmse_px",
-                                                   "loaded") if k in info})
-            entries.append(entry)
-        write_json(directory / ENSEMBLE_FILE, {"format": ENSEMBLE_FORMAT,
-                                               "version": ENSEMBLE_VERSION,
-                                               "members": entries}, default=float)
+        with staged(directory) as stage:
+            for group, net in self.members_:
+                net.columns_ = list(group.columns)
+                file = f"{group.name}.pt"
+                with disk_errors(directory / file):
+                    save_model(net, stage / file)
+                entry = {"name": group.name, "columns": list(group.columns),
+                         "flip_indices": [list(p) for p in group.flip_indices], "file": file,
+                         "layout": group.layout.to_dict()}
+                info = next((r for r in self.report_ if r.get("group") == group.name), None)
+                if info:
+                    entry.update({k: info[k] for k in ("rows", "epochs", "best_valid_rmse_px",
+                                                       "loaded") if k in info})
+                entries.append(entry)
+            with disk_errors(directory / ENSEMBLE_FILE):
+                write_json(stage / ENSEMBLE_FILE, {"format": ENSEMBLE_FORMAT,
+                                                   "version": ENSEMBLE_VERSION,
+                                                   "members": entries}, default=float)
+        for name in before - {e["file"] for e in entries}:   # an ensemble from before manifests
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
         return directory
+
+
+def check_ensemble_target(directory: str | os.PathLike) -> None:
+    """Refuse to write an ensemble into a training run's directory.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Where an ensemble is to be saved.
+
+    Raises
+    ------
+    ValueError
+        When ``directory`` holds a run (``model.pt`` or ``run.json``) and no ensemble: saving
+        there would replace the run's files.
+    """
+    directory = Path(directory)
+    if (directory / ENSEMBLE_FILE).exists():
+        return
+    if (directory / "model.pt").exists() or (directory / "run.json").exists():
+        raise ValueError(f"{directory} holds a training run (model.pt), not a specialist "
+                         "ensemble; write the ensemble to another folder")
+
+
+def _member_files(directory):
+    """The member files the ensemble.json in ``directory`` lists (empty when none)."""
+    try:
+        meta = json.loads((Path(directory) / ENSEMBLE_FILE).read_text())
+        return {str(m["file"]) for m in meta["members"]
+                if isinstance(m, dict) and Path(str(m["file"])).name == str(m["file"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def is_ensemble_dir(path: str | os.PathLike) -> bool:
@@ -714,8 +883,10 @@ def load_ensemble(directory: str | os.PathLike, device: str = "cpu") -> Speciali
         ``directory``, or a member's columns do not match it.
     """
     from .persist import ModelFileError, load_model
+    from .runs import settle
 
     directory = Path(directory)
+    settle(directory)     # a save killed after its commit point: finish putting it in place
     try:
         meta = json.loads((directory / ENSEMBLE_FILE).read_text())
     except FileNotFoundError:
@@ -735,11 +906,9 @@ def load_ensemble(directory: str | os.PathLike, device: str = "cpu") -> Speciali
         if list(net.columns_ or []) != list(group.columns):
             raise ModelFileError(f"{directory / file}: its columns do not match {ENSEMBLE_FILE}")
         members.append((group, net))
-        report.append({k: v for k, v in entry.items() if k not in ("columns", "file")}
+        report.append({k: v for k, v in entry.items() if k not in ("columns", "file", "layout")}
                       | {"group": entry["name"]})
-    ensemble = SpecialistEnsemble(members)
-    ensemble.report_ = report
-    return ensemble
+    return SpecialistEnsemble.from_members(members, report)
 
 
 def report_table(report: Iterable[Mapping[str, Any]]) -> str:
@@ -754,7 +923,8 @@ def report_table(report: Iterable[Mapping[str, Any]]) -> str:
     Returns
     -------
     str
-        A tabulate table, one line per specialist.
+        A tabulate table, one line per specialist (``-`` where no RMSE in pixels was
+        measured).
 
     Examples
     --------
@@ -766,6 +936,6 @@ def report_table(report: Iterable[Mapping[str, Any]]) -> str:
     """
     from tabulate import tabulate
 
-    rows = [(r["group"], r["rows"], r["epochs"], r["best_valid_rmse_px"]) for r in report]
+    rows = [(r["group"], r["rows"], r["epochs"], r.get("best_valid_rmse_px")) for r in report]
     return tabulate(rows, headers=["group", "rows", "epochs", "best valid RMSE px"],
-                    floatfmt=".2f")
+                    floatfmt=".2f", missingval="-")

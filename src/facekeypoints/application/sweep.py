@@ -13,11 +13,21 @@ dropout rates; this module sweeps them::
 
 Every fit is scored by :data:`neg_rmse_px`, the validation RMSE in pixels, negated as
 scikit-learn's scorers are (greater is better); the results table turns it back into pixels.
+``scoring='nme'`` scores by the normalised mean error instead
+(:func:`facekeypoints.metrics.make_nme_scorer`); :data:`SCORINGS` maps the names to scorers.
 Partial-label data (``fk.load2d(dropna=False)``, NaN where a keypoint is not labelled) work
 as they are: the nets' default loss and the scorer leave the NaN targets out.
 The candidates are scikit-learn's (``ParameterGrid``, or ``ParameterSampler`` for
-``n_iter``), the folds its ``check_cv``, the table its ``cv_results_`` layout; the fits are
-dispatched here, through ``joblib.Parallel``, so that each one is reported as it finishes.
+``n_iter``), the folds its ``check_cv``, the table its ``cv_results_`` layout and ranking,
+and the results equal ``GridSearchCV``'s for the same grid and seed (a test checks it); the
+fits are dispatched here, through ``joblib.Parallel``, so that each one is reported as it
+finishes.
+Why not ``GridSearchCV`` itself: it runs all fits in one ``joblib.Parallel`` call that returns
+only after the last one (its ``verbose`` lines are printed by the worker process that ran the
+fit), so the caller can neither print a line per finished fit nor stop between fits on Ctrl-C.
+
+The first Ctrl-C or SIGTERM abandons the running fits (on every backend) and raises
+:class:`SweepInterrupted`, which holds the fits finished before it; no results are made.
 
 Where the fits run (``backend='auto'``): on Dask distributed through joblib's ``"dask"``
 backend when dask and distributed are installed (``pip install 'facekeypoints[distributed]'``)
@@ -38,6 +48,7 @@ import contextlib
 import os
 import pickle
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -48,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._literals import parse_value, split_top_level
+from ._signals import EXIT_STATUS, StopSignals, active, signal_name
 from ._suggest import close_matches
 from .metrics import PIXELS_PER_UNIT, keypoint_rmse_px
 from .sweep_report import (FitProgress, best_params, format_results, plot_results,
@@ -56,7 +68,8 @@ from .sweep_report import (FitProgress, best_params, format_results, plot_result
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["GridError", "SweepError", "keypoint_rmse_px", "make_rmse_scorer",
+__all__ = ["GridError", "SweepError", "SweepInterrupted", "SCORINGS", "get_scorer",
+           "keypoint_rmse_px", "make_rmse_scorer",
            "neg_rmse_px",  # noqa: F822 - made on first use by __getattr__
            "parse_grid", "parse_grid_item", "check_grid", "run_sweep",
            # presentation, re-exported for code written before sweep_report existed
@@ -74,6 +87,60 @@ class GridError(ValueError):
 
 class SweepError(ValueError):
     """The sweep cannot run as asked (Dask missing or unreachable, or every fit failed)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a sweep; the running fits were abandoned, no results made.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C stops on it too.
+
+    Parameters
+    ----------
+    finished : list of (meta, result)
+        The fits finished before the signal.
+    total : int
+        Fits in the sweep.
+    signum : int, optional
+        The signal that stopped it.
+
+    Attributes
+    ----------
+    finished : list of (meta, result)
+        The fits that had finished before the signal, as the progress reporter got them
+        (``meta`` = ``(params, (split, n_splits), (candidate, n_candidates))``).
+    total : int
+        Fits in the sweep.
+    signum : int or None
+        The signal (``signal.SIGINT``, ``signal.SIGTERM``), None for a bare interrupt.
+    exit_status : int
+        143 after SIGTERM, else 130.
+    """
+
+    def __init__(self, finished: list, total: int, signum: int | None = None) -> None:
+        self.finished, self.total, self.signum = list(finished), int(total), signum
+        self.exit_status = EXIT_STATUS.get(signum, 130) if signum else 130
+        what = signal_name(signum) if signum else "an interrupt"
+        super().__init__(f"{what} after {len(self.finished)} of {self.total} fits; the "
+                         "running fits were abandoned")
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """Signals raise at once for the block (the running fits are abandoned): the active
+    StopSignals made non-graceful, or one of this block's own in the main thread."""
+    stop = active()
+    if stop is not None:
+        before = stop.graceful
+        stop.graceful = False
+        try:
+            yield stop
+        finally:
+            stop.graceful = before
+    elif threading.current_thread() is threading.main_thread():
+        with StopSignals() as stop:
+            yield stop
+    else:
+        yield None
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -101,6 +168,52 @@ def make_rmse_scorer(pixels_per_unit: float = PIXELS_PER_UNIT) -> Callable[..., 
 
     return make_scorer(keypoint_rmse_px, greater_is_better=False,
                        pixels_per_unit=pixels_per_unit)
+
+
+def _nme_scorer():
+    from .metrics import make_nme_scorer
+
+    return make_nme_scorer()
+
+
+#: The scorers a sweep can use, by name: ``{name: (make the scorer, the measure's name in the
+#: results table: see facekeypoints.sweep_report.MEASURES)}``.
+SCORINGS: dict[str, tuple[Callable[[], Callable[..., float]], str]] = {
+    "rmse": (make_rmse_scorer, "rmse_px"),
+    "nme": (_nme_scorer, "nme"),
+}
+
+
+def get_scorer(name: str) -> tuple[Callable[..., float], str]:
+    """The scorer of a sweep, by name.
+
+    Parameters
+    ----------
+    name : {'rmse', 'nme'}
+        ``'rmse'``: minus the validation RMSE in pixels; ``'nme'``: minus the normalised
+        mean error (normaliser ``'auto'``, see :func:`facekeypoints.metrics.nme`).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y)``, greater is better.
+    measure : str
+        The measure's name in the results table (``'rmse_px'`` or ``'nme'``).
+
+    Raises
+    ------
+    ValueError
+        For another name.
+
+    Examples
+    --------
+    >>> get_scorer("rmse")[1]
+    'rmse_px'
+    """
+    if name not in SCORINGS:
+        raise ValueError(f"unknown scoring {name!r}; use one of {', '.join(SCORINGS)}")
+    make, measure = SCORINGS[name]
+    return make(), measure
 
 
 def __getattr__(name):
@@ -551,7 +664,8 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
               random_state: int | None = 0, refit: bool = False,
               error_score: float | str = np.nan,
               progress: bool | Callable[[list, list], object] = False,
-              log: Callable[[str], object] | None = print) -> pd.DataFrame:
+              log: Callable[[str], object] | None = print,
+              scoring: str = "rmse") -> pd.DataFrame:
     """Cross-validate every candidate of ``param_grid``; return one row per candidate.
 
     Parameters
@@ -592,14 +706,17 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
         ``f(meta, results)`` as :class:`~facekeypoints.sweep_report.FitProgress`.
     log : callable, optional
         Where notes go (which backend runs the fits); None for silence.
+    scoring : {'rmse', 'nme'}, default 'rmse'
+        What each fit is scored by (see :func:`get_scorer`).
 
     Returns
     -------
     pandas.DataFrame
         The parameters, ``mean_rmse_px``, ``std_rmse_px`` (over the folds), ``rank``
-        (1 = best), ``mean_fit_time_s``, ``std_fit_time_s`` and ``fold<k>_rmse_px``;
-        ``attrs`` holds ``best_params``, ``backend``, ``cv``, ``n_fits``, ``seconds`` and,
-        with ``refit``, ``best_estimator``.
+        (1 = best), ``mean_fit_time_s``, ``std_fit_time_s`` and ``fold<k>_rmse_px``
+        (``mean_nme``, ... with ``scoring='nme'``); ``attrs`` holds ``best_params``,
+        ``backend``, ``cv``, ``n_fits``, ``seconds``, ``measure``, ``scoring`` and, with
+        ``refit``, ``best_estimator``.
 
     Raises
     ------
@@ -608,6 +725,8 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
     SweepError
         Dask asked for but missing, a scheduler that does not answer, a net that does not
         pickle, or every fit failed.
+    SweepInterrupted
+        After Ctrl-C or SIGTERM: the running fits were abandoned.
 
     Examples
     --------
@@ -621,6 +740,7 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
     from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 
     log = log or (lambda *_: None)
+    scorer, measure = get_scorer(scoring)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     param_grid = {k: list(v) for k, v in dict(param_grid).items()}
@@ -660,22 +780,42 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
     if kind != "sequential":
         _shippable(estimator)
 
-    reporter = FitProgress(n_fits) if progress is True else (progress or None)
-    scorer = make_rmse_scorer()
+    reporter = FitProgress(n_fits, measure=measure) if progress is True else (progress or None)
     results = [None] * n_fits
+    finished = []
     counts = f"{n_fits} fits ({n_candidates} candidates x {n_splits} folds)"
     started = time.perf_counter()
 
     def run(data_X, data_y, n_jobs, one_thread_client=None):
-        for task, meta, result in _fits(estimator, data_X, data_y, candidates, splits, scorer,
-                                        error_score, n_jobs, one_thread_client):
-            results[task] = result
-            if reporter is not None:
-                try:
-                    reporter([meta], [result])
-                except Exception as exc:  # noqa: BLE001 - never stall the sweep
-                    print(f"sweep progress report failed: {exc!r}", file=sys.stderr)
+        # A signal raises at once; skorch's fit swallows it in this process (sequential),
+        # so it is also looked for after every fit: that fit's score is not kept.
+        try:
+            for task, meta, result in _fits(estimator, data_X, data_y, candidates, splits,
+                                            scorer, error_score, n_jobs, one_thread_client):
+                if stop is not None and stop.received:
+                    raise SweepInterrupted(finished, n_fits, stop.requested)
+                results[task] = result
+                finished.append((meta, result))
+                if reporter is not None:
+                    try:
+                        reporter([meta], [result])
+                    except Exception as exc:  # noqa: BLE001 - never stall the sweep
+                        print(f"sweep progress report failed: {exc!r}", file=sys.stderr)
+        except SweepInterrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc) from None
 
+    def _interrupted(exc):
+        signum = stop.requested if stop is not None and stop.received else None
+        if signum is None and getattr(exc, "exit_status", None) == 143:
+            import signal
+
+            signum = signal.SIGTERM
+        return SweepInterrupted(finished, n_fits, signum)
+
+    stack = contextlib.ExitStack()
+    stop = stack.enter_context(_stop_signals())
     try:
         if kind == "dask":
             with _dask_client(scheduler, client, n_workers, log) as (dask_client, where):
@@ -705,19 +845,31 @@ def run_sweep(estimator: Any, X: Any, y: Any, param_grid: Mapping[str, Sequence]
             log(f"running {counts} in {where}")
             with joblib.parallel_config(backend="sequential"), _torch_threads(1):
                 run(X, y, n_jobs=1)
+    except SweepInterrupted:
+        stack.close()
+        raise
+    except KeyboardInterrupt as exc:    # e.g. another signal while a cluster shuts down
+        stack.close()
+        raise _interrupted(exc) from None
+    except BaseException:
+        stack.close()
+        raise
     finally:
         if isinstance(reporter, FitProgress):
             reporter.close()
 
-    _report_failures(results, error_score)
-    cv_results = _cv_results(candidates, n_splits, results)
-    frame = results_frame(cv_results, list(param_grid))
-    frame.attrs.update(backend=where, cv=n_splits, n_fits=n_fits,
-                       seconds=round(time.perf_counter() - started, 2),
-                       best_params=best_params(frame, list(param_grid)))
-    if refit:
-        best = candidates[int(np.argmin(cv_results["rank_test_score"]))]
-        with _torch_threads(1) if kind == "sequential" else contextlib.nullcontext():
-            frame.attrs["best_estimator"] = clone(estimator).set_params(
-                **clone(best, safe=False)).fit(X, y)
+    with stack:
+        _report_failures(results, error_score)
+        cv_results = _cv_results(candidates, n_splits, results)
+        frame = results_frame(cv_results, list(param_grid), measure=measure)
+        frame.attrs.update(backend=where, cv=n_splits, n_fits=n_fits,
+                           seconds=round(time.perf_counter() - started, 2), scoring=scoring,
+                           best_params=best_params(frame, list(param_grid)))
+        if refit:
+            best = candidates[int(np.argmin(cv_results["rank_test_score"]))]
+            with _torch_threads(1) if kind == "sequential" else contextlib.nullcontext():
+                frame.attrs["best_estimator"] = clone(estimator).set_params(
+                    **clone(best, safe=False)).fit(X, y)
+            if stop is not None and stop.received:   # skorch swallowed it in the refit
+                raise SweepInterrupted(finished, n_fits, stop.requested)
     return frame

@@ -8,6 +8,10 @@ fit::
     print(format_results(results))              # parameters, valid RMSE px, ± std, fit s, rank
     plot_results(results).figure.savefig("results.png")
 
+A sweep is scored by one measure (``run_sweep(scoring=...)``): the validation RMSE in pixels
+(``rmse_px``, the default) or the NME (``nme``); the table's columns are named after it
+(``mean_rmse_px`` or ``mean_nme``), see :data:`MEASURES`.
+
 pandas, tabulate, tqdm and matplotlib are imported by the functions that need them.
 """
 from __future__ import annotations
@@ -23,8 +27,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["FitProgress", "short_name", "format_fit", "results_frame", "best_params",
-           "param_columns", "format_results", "plot_results"]
+__all__ = ["FitProgress", "MEASURES", "short_name", "format_fit", "results_frame",
+           "best_params", "param_columns", "measure_of", "format_results", "plot_results"]
+
+#: The measures a sweep can be scored by: ``{name: (column header, progress-line format)}``.
+#: Scores are the measure negated (greater is better, as scikit-learn's scorers are).
+MEASURES = {"rmse_px": ("valid RMSE px", "valid RMSE {:.3f} px"),
+            "nme": ("valid NME", "valid NME {:.4f}")}
 
 #: What :class:`FitProgress` is told about each finished fit: the candidate's parameters,
 #: ``(split index, number of splits)`` and ``(candidate index, number of candidates)``.
@@ -54,7 +63,7 @@ def short_name(key: str) -> str:
 
 def format_fit(done: int, total: int, params: Mapping[str, Any] | None = None,
                split: tuple[int, int] | None = None, candidate: tuple[int, int] | None = None,
-               result: Mapping[str, Any] | None = None) -> str:
+               result: Mapping[str, Any] | None = None, measure: str = "rmse_px") -> str:
     """One progress line for a finished fit.
 
     Parameters
@@ -68,6 +77,8 @@ def format_fit(done: int, total: int, params: Mapping[str, Any] | None = None,
     result : mapping, optional
         The fit's outcome: ``test_scores`` (minus the RMSE in pixels), ``fit_time`` (s) and
         ``fit_error`` (a traceback, or None).
+    measure : str, default 'rmse_px'
+        What the score is minus (a key of :data:`MEASURES`).
 
     Returns
     -------
@@ -95,7 +106,7 @@ def format_fit(done: int, total: int, params: Mapping[str, Any] | None = None,
         else:
             score = result.get("test_scores")
             if isinstance(score, (int, float, np.floating)):
-                parts.append(f"valid RMSE {-float(score):.3f} px")
+                parts.append(MEASURES[measure][1].format(-float(score)))
         if result.get("fit_time") is not None:
             parts.append(f"fit {result['fit_time']:.1f} s")
     return "  ".join(parts)
@@ -114,13 +125,15 @@ class FitProgress:
         Where each line goes (default: ``tqdm.write`` while the bar shows, else ``print``).
     bar : bool, optional
         Show the bar (default: when stderr is a terminal).
+    measure : str, default 'rmse_px'
+        What the scores are minus (a key of :data:`MEASURES`).
     """
 
     def __init__(self, total: int, write: Callable[[str], object] | None = None,
-                 bar: bool | None = None) -> None:
+                 bar: bool | None = None, measure: str = "rmse_px") -> None:
         from tqdm.auto import tqdm
 
-        self.total, self.done = total, 0
+        self.total, self.done, self.measure = total, 0, measure
         self._lock = threading.Lock()
         self.bar = tqdm(total=total, unit="fit", desc="sweep", leave=False,
                         disable=(not sys.stderr.isatty()) if bar is None else not bar,
@@ -144,7 +157,7 @@ class FitProgress:
             for (params, split, candidate), result in zip(meta, results):
                 self.done += 1
                 self._write(format_fit(self.done, self.total, params, split, candidate,
-                                       result))
+                                       result, self.measure))
                 self.bar.update(1)
 
     def close(self) -> None:
@@ -152,8 +165,9 @@ class FitProgress:
         self.bar.close()
 
 
-def results_frame(search: Any, keys: Sequence[str] | None = None) -> pd.DataFrame:
-    """A search's results as a table in pixels, one row per candidate.
+def results_frame(search: Any, keys: Sequence[str] | None = None,
+                  measure: str = "rmse_px") -> pd.DataFrame:
+    """A search's results as a table of the measure (pixels by default), one row per candidate.
 
     Parameters
     ----------
@@ -161,16 +175,21 @@ def results_frame(search: Any, keys: Sequence[str] | None = None) -> pd.DataFram
         Anything with ``cv_results_`` (GridSearchCV, RandomizedSearchCV), or such a
         ``cv_results_`` mapping itself (``params``, ``mean_test_score``, ``std_test_score``,
         ``rank_test_score``, ``mean_fit_time``, ``std_fit_time``, ``split<k>_test_score``),
-        scored by :data:`facekeypoints.sweep.neg_rmse_px`.
+        scored by :data:`facekeypoints.sweep.neg_rmse_px` (or minus another measure).
     keys : sequence of str, optional
         The parameter columns, in order (default: every parameter, sorted).
+    measure : str, default 'rmse_px'
+        What the scores are minus (a key of :data:`MEASURES`); it names the columns.
 
     Returns
     -------
     pandas.DataFrame
         The parameters, ``mean_rmse_px``, ``std_rmse_px`` (over the folds), ``rank``
-        (1 = best), ``mean_fit_time_s``, ``std_fit_time_s`` and ``fold<k>_rmse_px``.
+        (1 = best), ``mean_fit_time_s``, ``std_fit_time_s`` and ``fold<k>_rmse_px``
+        (``mean_nme`` ... for ``measure='nme'``); ``attrs['measure']`` is ``measure``.
     """
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
     import pandas as pd
 
     r = search if isinstance(search, Mapping) else search.cv_results_
@@ -179,15 +198,45 @@ def results_frame(search: Any, keys: Sequence[str] | None = None) -> pd.DataFram
     rows = []
     for i, params in enumerate(r["params"]):
         row = {k: params.get(k) for k in keys}
-        row["mean_rmse_px"] = -float(r["mean_test_score"][i])
-        row["std_rmse_px"] = float(r["std_test_score"][i])
+        row[f"mean_{measure}"] = -float(r["mean_test_score"][i])
+        row[f"std_{measure}"] = float(r["std_test_score"][i])
         row["rank"] = int(r["rank_test_score"][i])
         row["mean_fit_time_s"] = float(r["mean_fit_time"][i])
         row["std_fit_time_s"] = float(r["std_fit_time"][i])
         for s in range(n_splits):
-            row[f"fold{s + 1}_rmse_px"] = -float(r[f"split{s}_test_score"][i])
+            row[f"fold{s + 1}_{measure}"] = -float(r[f"split{s}_test_score"][i])
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["measure"] = measure
+    return frame
+
+
+def measure_of(frame: pd.DataFrame) -> str:
+    """The measure a results table holds: ``attrs['measure']``, else read from its columns.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table from :func:`results_frame` (or read back from ``results.csv``).
+
+    Returns
+    -------
+    str
+        A key of :data:`MEASURES`.
+
+    Raises
+    ------
+    ValueError
+        When the table has no ``mean_<measure>`` column.
+    """
+    measure = frame.attrs.get("measure")
+    if measure in MEASURES:
+        return measure
+    for name in MEASURES:
+        if f"mean_{name}" in frame.columns:
+            return name
+    wanted = ", ".join(f"mean_{m}" for m in MEASURES)
+    raise ValueError(f"not a sweep results table: it has none of the columns {wanted}")
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:
@@ -201,14 +250,14 @@ def param_columns(frame: pd.DataFrame) -> list[str]:
     Returns
     -------
     list of str
-        The columns before ``mean_rmse_px``.
+        The columns before ``mean_rmse_px`` (``mean_<measure>``).
     """
     cols = list(frame.columns)
-    return cols[:cols.index("mean_rmse_px")]
+    return cols[:cols.index(f"mean_{measure_of(frame)}")]
 
 
 def best_params(frame: pd.DataFrame, keys: Sequence[str] | None = None) -> dict | None:
-    """The parameters of the candidate with the lowest mean validation RMSE.
+    """The parameters of the candidate with the lowest mean validation RMSE (or NME).
 
     Parameters
     ----------
@@ -223,7 +272,7 @@ def best_params(frame: pd.DataFrame, keys: Sequence[str] | None = None) -> dict 
         ``{name: value}`` with plain Python values, or None when every fit failed.
     """
     keys = list(keys or param_columns(frame))
-    scores = frame["mean_rmse_px"].to_numpy(dtype=float)
+    scores = frame[f"mean_{measure_of(frame)}"].to_numpy(dtype=float)
     if not np.isfinite(scores).any():
         return None
     i = int(np.nanargmin(scores))
@@ -257,12 +306,15 @@ def format_results(frame: pd.DataFrame, keys: Sequence[str] | None = None) -> st
     from tabulate import tabulate
 
     keys = list(keys or param_columns(frame))
-    headers = [short_name(k) for k in keys] + ["valid RMSE px", "± std", "fit s", "rank"]
+    measure = measure_of(frame)
+    digits = 3 if measure == "rmse_px" else 4
+    headers = [short_name(k) for k in keys] + [MEASURES[measure][0], "± std", "fit s", "rank"]
     rows = []
     for i in range(len(frame)):
         cell = {k: _plain(frame[k].iloc[i]) for k in frame.columns}
         rows.append([cell[k] if isinstance(cell[k], str) else repr(cell[k]) for k in keys]
-                    + [f"{cell['mean_rmse_px']:.3f}", f"{cell['std_rmse_px']:.3f}",
+                    + [f"{cell[f'mean_{measure}']:.{digits}f}",
+                       f"{cell[f'std_{measure}']:.{digits}f}",
                        f"{cell['mean_fit_time_s']:.1f}",
                        f"{cell['rank']}{' *' if cell['rank'] == 1 else '  '}"])
     return tabulate(rows, headers=headers, disable_numparse=True, stralign="right")
@@ -270,7 +322,7 @@ def format_results(frame: pd.DataFrame, keys: Sequence[str] | None = None) -> st
 
 def plot_results(frame: pd.DataFrame, keys: Sequence[str] | None = None,
                  ax: Axes | None = None, title: str | None = None) -> Axes:
-    """Mean validation RMSE (px) per candidate, with std error bars across the folds.
+    """Mean validation RMSE (px), or NME, per candidate, with std error bars across the folds.
 
     With one swept parameter it is on the x axis; with two, the second gives one line per
     value; otherwise every candidate is a point, labelled with its parameters. The best
@@ -295,10 +347,13 @@ def plot_results(frame: pd.DataFrame, keys: Sequence[str] | None = None,
     from matplotlib.figure import Figure
 
     keys = list(keys or param_columns(frame))
+    measure = measure_of(frame)
     varying = [k for k in keys if frame[k].astype(str).nunique() > 1] or keys[:1]
-    mean, std = frame["mean_rmse_px"].to_numpy(float), frame["std_rmse_px"].to_numpy(float)
+    mean = frame[f"mean_{measure}"].to_numpy(float)
+    std = frame[f"std_{measure}"].to_numpy(float)
     best = int(np.nanargmin(mean)) if np.isfinite(mean).any() else None
-    label = "validation RMSE (px), mean ± std over folds"
+    label = ("validation RMSE (px)" if measure == "rmse_px" else "validation NME") + \
+        ", mean ± std over folds"
     if ax is None:
         tall = len(varying) > 2
         fig = Figure(figsize=(7, max(3.0, 1.2 + 0.35 * len(frame))) if tall else (7, 4.5))

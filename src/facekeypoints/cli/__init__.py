@@ -5,15 +5,18 @@ Each subcommand parses its arguments, calls the library and prints. Problems the
 Ctrl-C ends with status 130 after the run so far is written.
 
 Subcommands live in modules by what they do: :mod:`.training` (train, recipe,
-train-specialists, make-data), :mod:`.inspection` (evaluate, predict, plot, compare) and
-:mod:`.sweep`; :mod:`._common` holds what they share.
+train-specialists, make-data), :mod:`.inspection` (evaluate, predict, plot, compare),
+:mod:`.errors` and :mod:`.sweep`; :mod:`._common` holds what they share.
 """
 from __future__ import annotations
 
 import sys
 
 from ._common import PRESETS, CLIError, Parser, one_line
+from .errors import add_errors
 from .inspection import add_compare, add_evaluate, add_plot, add_predict
+from .photos import add_export, add_predict_photos
+from .lr_find import add_lr_find
 from .sweep import register_cli as add_sweep
 from .training import (RECIPE_QUICK_EPOCHS, add_make_data, add_recipe, add_train,
                        add_train_specialists)
@@ -45,7 +48,8 @@ def build_parser() -> Parser:
                         help="on errors, show the full traceback (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (add_train, add_evaluate, add_predict, add_plot, add_compare, add_recipe,
-                add_train_specialists, add_sweep, add_make_data):
+                add_train_specialists, add_sweep, add_make_data, add_lr_find, add_errors,
+                add_predict_photos, add_export):
         add(sub)
     return parser
 
@@ -84,8 +88,9 @@ def main(argv=None) -> int:
     except Exception as exc:
         if args.traceback:
             raise
-        if isinstance(exc, _USER_ERRORS):
-            print(f"{prefix}: error: {one_line(exc)}", file=sys.stderr)
+        if isinstance(exc, _USER_ERRORS):   # data errors carry their hint in CLI words too
+            print(f"{prefix}: error: {one_line(getattr(exc, 'cli_message', None) or exc)}",
+                  file=sys.stderr)
             return 2
         print(f"{prefix}: error: {type(exc).__name__}: {one_line(exc)} (rerun as "
               f"'facekeypoints --traceback {args.command} ...' for details)", file=sys.stderr)

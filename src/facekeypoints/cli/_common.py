@@ -13,7 +13,8 @@ PRESET_HELP = ("net1 .. net7: the recipe's nets (net4: + lr/momentum schedule, n
                "net6: + dropout, net7: bigger); modern: BatchNorm conv blocks, AdamW, "
                "warm-up + cosine, flips, flip TTA")
 MODEL_HELP = "a run directory, a model.pt file, or a specialist ensemble directory"
-DATA_HELP = "a Kaggle training.csv (default: the embedded synthetic faces)"
+DATA_HELP = ("a Kaggle training.csv, also as Kaggle's training.zip or gzipped (default: the "
+             "embedded synthetic faces)")
 PRECISION_HELP = ("32 (float32), bf16 (bfloat16 mixed precision) or auto (bf16 where the "
                   "device runs it natively: a CUDA GPU with bf16, a CPU with AMX or "
                   "AVX512-BF16)")

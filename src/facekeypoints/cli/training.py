@@ -38,14 +38,9 @@ RECIPE_QUICK_BATCH_SIZE = 16
 
 @contextlib.contextmanager
 def run_directory(out_dir: str | os.PathLike, fresh: bool) -> Iterator[Path]:
-    """Create, check and lock a run directory for one training, before anything is trained.
+    """:func:`facekeypoints.runs.open_run` with its errors as one-line :class:`CLIError` s.
 
-    The folder (and missing parents) is created; a path under a regular file, an
-    unwritable folder, or one another training holds are one-line errors. What a killed
-    writer left is settled (see :func:`facekeypoints.runs.settle`); with ``fresh`` the state
-    of an unfinished earlier training there is discarded (with a note). On leaving, the lock
-    is released, an unfinished training that wrote no checkpoint is removed, and folders
-    created here that are still empty are removed. Re-entrant within one process.
+    Create, check and lock a run directory before anything is loaded or trained.
 
     Parameters
     ----------
@@ -64,39 +59,18 @@ def run_directory(out_dir: str | os.PathLike, fresh: bool) -> Iterator[Path]:
     CLIError
         If the folder cannot be created or written, or another process holds it.
     """
-    from .._rundir import RunInUseError, RunLock, make_location, remove_created
-    from ..runs import discard_unfinished, partial_dir, settle, unfinished_run
+    from ..runs import open_run
 
-    out = Path(out_dir)
-    try:
-        created = make_location(out)
-    except OSError as exc:
-        raise CLIError(one_line(exc)) from None
-    lock = RunLock(out)
-    try:
-        lock.acquire()
-    except (RunInUseError, OSError) as exc:
-        remove_created(created)
-        raise CLIError(one_line(exc)) from None
-    try:
-        settle(out)
-        old = unfinished_run(out)
-        if fresh and old is not None:
-            if (partial_dir(out) / "checkpoint.pt").exists():
-                print(f"note: discarding the unfinished {old.get('preset', '')} training "
-                      f"started in {out} at {old.get('started', '?')} (it could have been "
-                      "continued with --resume)", file=sys.stderr)
-            discard_unfinished(out)
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(open_run(out_dir, fresh=fresh))
+        except OSError as exc:
+            raise CLIError(one_line(exc)) from None
         yield out
-    finally:
-        if not (partial_dir(out) / "checkpoint.pt").exists():
-            discard_unfinished(out)   # a training that left nothing to resume from
-        lock.release()
-        remove_created(created)
 
 
 def data_digest(X: np.ndarray, y: np.ndarray | None) -> str:
-    """The content hash ``run.json`` records for the training data.
+    """The content hash ``run.json`` records (:func:`facekeypoints.runs.data_digest`).
 
     Parameters
     ----------
@@ -108,19 +82,9 @@ def data_digest(X: np.ndarray, y: np.ndarray | None) -> str:
     str
         ``'sha256:<hex>'`` over the arrays' dtypes, shapes and bytes.
     """
-    import hashlib
+    from ..runs import data_digest as digest
 
-    import numpy as np
-
-    h = hashlib.sha256()
-    for a in (X, y):
-        if a is None:
-            h.update(b"None")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.reshape(-1).view(np.uint8).data)
-    return "sha256:" + h.hexdigest()
+    return digest(X, y)
 
 
 def data_label(path: str | os.PathLike | None) -> str:
@@ -139,27 +103,14 @@ def data_label(path: str | os.PathLike | None) -> str:
     return str(Path(path).resolve()) if path else data_name(None)
 
 
-#: Bytes a run needs per learnable parameter (float32 weights in model.pt, the checkpoint
-#: with momentum and early-stopping weights, and a second checkpoint while one is replaced).
-_BYTES_PER_PARAMETER = 4 * 8
-_PICTURES_BYTES = 16 * 2**20
-
-
 def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
               out_dir: str | os.PathLike, max_epochs: int | None,
               sets: dict[str, Any] | None = None, net: NeuralNet | None = None,
-              resume: str | os.PathLike | None = None,
-              run_info: dict[str, Any] | None = None) -> NeuralNet:
-    """Fit one net into a run directory, surviving Ctrl-C, SIGTERM, kills and full disks.
+              resume: bool = False, new_data_ok: bool = False) -> NeuralNet:
+    """Train one net into a run directory with :func:`facekeypoints.runs.train`, and say so.
 
-    Before the first epoch the run directory is created, checked (writable, not under a
-    file, enough free space for the net) and locked, and the run is recorded in
-    ``RUN_DIR/.partial/run.json`` (absolute data path, data hash, preset, settings, seed).
-    Checkpoints go to ``RUN_DIR/.partial/checkpoint.pt`` (every ``--checkpoint-every``
-    epochs, after the last, and on a signal). The first Ctrl-C or SIGTERM lets the running
-    epoch finish; the run is then put in place as one unit (see
-    :func:`facekeypoints.runs.write_run`), the resume command printed, and the interrupt
-    re-raised. A second signal stops at once and writes nothing more.
+    Prints the run's header before the first epoch and a summary after it; errors become
+    one-line :class:`CLIError` s that say how to continue (the resume command).
 
     Parameters
     ----------
@@ -169,7 +120,7 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         The training data.
     args : argparse.Namespace
         The command line (``data``, ``checkpoint_every``, ``partial_labels`` when present;
-        ``device`` and ``seed`` when the net is made here).
+        ``device``, ``precision`` and ``seed`` when the net is made here).
     out_dir : str or path-like
         The run directory to write.
     max_epochs : int or None
@@ -178,11 +129,10 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
         The ``--set`` overrides (applied to a net made here, recorded in ``run.json``).
     net : NeuralNet, optional
         A configured net to train instead of making one from the preset.
-    resume : str or path-like, optional
-        A checkpoint to continue from (``fit(..., resume=...)``).
-    run_info : dict, optional
-        Entries for ``run.json`` that a resumed run carries over (``run_id``, ``started``,
-        ``data_sha256``, ...).
+    resume : bool, default False
+        Continue the run in ``out_dir`` from its checkpoint.
+    new_data_ok : bool, default False
+        On resume, accept data that differs from the run's (``--data`` was given).
 
     Returns
     -------
@@ -192,124 +142,96 @@ def train_one(name: str, X: np.ndarray, y: np.ndarray, args: argparse.Namespace,
     Raises
     ------
     CLIError
-        For a run directory that cannot be used, too little free space, a full disk, or a
-        TypeError while fitting (usually a ``--set`` value of the wrong type).
+        For a run directory that cannot be used, too little free space, a full disk, a
+        refused resume, or a TypeError while fitting (usually a ``--set`` value of the
+        wrong type).
     KeyboardInterrupt
         After Ctrl-C (:class:`facekeypoints._signals.Terminated` after SIGTERM), once the
         finished epochs and the checkpoint are written.
     """
-    import time
-    import uuid
-
-    from .._rundir import DiskFullError, check_free_space
-    from .._signals import StopSignals, active, interruption, signal_name
-    from .._version import __version__
-    from ..checkpoint import Checkpoint
-    from ..losses import is_mse
-    from ..metrics import rmse_px
-    from ..persist import net_config
-    from ..runs import Stopwatch, partial_dir, start_run, write_run
+    from .._rundir import DiskFullError
+    from .._signals import Terminated, interruption, signal_name
+    from ..runs import RunError, checkpoint_path, partial_dir, train
 
     net = net if net is not None else make_net(name, max_epochs, args, sets)
     out_dir = Path(out_dir)
     hint = " (check the --set values)" if sets else ""
-    with contextlib.ExitStack() as stack:
-        stop = active() or stack.enter_context(StopSignals())
-        stack.enter_context(run_directory(out_dir, fresh=resume is None))
-        try:
-            n_params = net.n_parameters()       # a layers= net is counted without building it
-        except AttributeError:                  # a module= net: build it to count
-            n_params = sum(p.numel() for p in net.initialize().module_.parameters())
-        except (TypeError, ValueError) as exc:  # a --set value the layers cannot take
-            raise CLIError(f"{one_line(exc)}{hint}") from None
-        try:
-            check_free_space(out_dir, _BYTES_PER_PARAMETER * n_params
-                             + _PICTURES_BYTES, f"a {name} run")
-        except DiskFullError as exc:
-            raise CLIError(str(exc)) from None
-        every = getattr(args, "checkpoint_every", None) or 0
-        carried = dict(run_info or {})
-        prior_seconds = float(carried.pop("seconds", 0) or 0)
-        info = {"preset": name, "max_epochs": int(net.max_epochs), "set": sets or {},
-                "data": data_label(args.data), "rows": len(X), "device": str(net.resolve_device()),
-                "precision": resolve_precision(net.precision, net.resolve_device()),
-                "seed": net.random_state, "checkpoint_every": every or None,
-                "partial_labels": bool(getattr(args, "partial_labels", False)),
-                "run_id": uuid.uuid4().hex[:12], "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "facekeypoints": __version__, **carried, "status": "training"}
-        info.setdefault("data_sha256", None)
-        if info["data_sha256"] is None:
-            info["data_sha256"] = data_digest(X, y)
-        start_run(out_dir, info)
-        checkpoint = partial_dir(out_dir) / "checkpoint.pt"
-        net.callbacks = list(net.callbacks or []) + [
-            ("checkpoint", Checkpoint(checkpoint, every=every, handle_sigint=True,
-                                      handle_sigterm=True))]
+    resume_hint = f"Continue with: facekeypoints train {name} --resume {out_dir}"
+    record = {"preset": name, "set": sets or {}, "data": data_label(args.data),
+              "partial_labels": bool(getattr(args, "partial_labels", False)),
+              **({"init_from": net.init_from_} if getattr(net, "init_from_", None) else {})}
+    if getattr(args, "log", None) or resume:     # --log: checked here, before training
+        from ..tracking import loggers_for_run
+
+        loggers, tracking = loggers_for_run(getattr(args, "log", None), out_dir,
+                                            {**record, "set": str(sets or {})}, resume=resume)
+        if tracking:
+            net.callbacks = [*(net.callbacks or []), *loggers]
+            record["tracking"] = tracking
+
+    def header(info):
         again = (" (resuming)" if resume else
-                 " (replacing the run there)" if (out_dir / "model.pt").exists() else "")
+                 " (replacing the run there)" if info["replacing"] else "")
         print(f"\n=== {name}: {net.max_epochs} epochs on {len(X)} faces "
               f"({data_name(args.data)}) -> {out_dir}{again}, precision "
               f"{info['precision']} ===", flush=True)
+        if info.get("checkpoint_every"):
+            print(f"checkpoints every {info['checkpoint_every']} epochs: "
+                  f"{partial_dir(out_dir) / 'checkpoint.pt'} while training, "
+                  f"{out_dir / 'checkpoint.pt'} once the run is written", flush=True)
         if info["partial_labels"]:
             print(f"partial labels: {label_summary(y)}; the validation split is over all "
                   "of them", flush=True)
-        config = net_config(net, training=True)
-        resume_hint = f"Continue with: facekeypoints train {name} --resume {out_dir}"
-        stop.graceful = True          # the first signal finishes the epoch, a second insists
-        stop.notice = "finishing this epoch, then writing a checkpoint"
-        with Stopwatch() as clock:
-            try:
-                net.fit(X, y, resume=resume)
-            except TypeError as exc:   # usually a --set value of the wrong type
-                raise CLIError(f"{one_line(exc)}{hint}") from None
-            except DiskFullError as exc:
-                kept = (f"; the checkpoint of an earlier epoch is kept. Free some space. "
-                        f"{resume_hint}" if checkpoint.exists() else "")
-                raise CLIError(f"{exc}{kept}") from None
-        if stop.aborted:              # a second signal: stop at once, write nothing more
-            kept = (f"; the last checkpoint is in {partial_dir(out_dir)}/. {resume_hint}"
-                    if checkpoint.exists() else "")
-            print(f"stopped at once after {signal_name(stop.received[-1])}: {out_dir} keeps "
-                  f"what it held before{kept}", file=sys.stderr, flush=True)
-            raise interruption(stop.received[-1])
-        stop.notice = "finishing writing the run"
-        # skorch ends fit quietly on an interrupt, leaving the unfinished epoch's entry: drop
-        # it, write the finished epochs, then report the interrupt instead of going on.
-        unfinished = len(net.history) > 0 and "train_loss" not in net.history[-1]
-        if unfinished:
-            net.history.pop()
-        interrupted = getattr(net, "interrupted_", False) or unfinished
-        _, (X_valid, y_valid) = net.train_valid_split(X, y)
-        info.update(seconds=round(prior_seconds + clock.seconds, 1),
-                    epochs_run=len(net.history),
-                    status="interrupted" if interrupted else "finished",
-                    ended=time.strftime("%Y-%m-%d %H:%M:%S"))
-        try:
-            write_run(net, out_dir, info, X_valid, y_valid, config=config,
-                      checkpoint=checkpoint if checkpoint.exists() else None)
-        except DiskFullError as exc:
-            raise CLIError(f"{exc}; {out_dir} keeps what it held before"
-                           + (f", and the checkpoint. {resume_hint}"
-                              if checkpoint.exists() else "")) from None
-        valid = [(h["valid_loss"], h["epoch"]) for h in net.history if "valid_loss" in h]
-        best = (f"; best valid RMSE {rmse_px(min(valid)[0]):.2f} px at epoch {min(valid)[1]}"
-                if valid and is_mse(net.criterion) else
-                f"; best valid loss {min(valid)[0]:.6f} ({type(net.criterion_).__name__}) at "
-                f"epoch {min(valid)[1]}" if valid else "")
-        print(f"{name}: {len(net.history)} epochs in {clock.seconds:.0f} s{best}")
-        print(f"wrote {out_dir}/ (model.pt, history.json/csv, run.json, config.json, "
-              "learning_curve.png, keypoints.png, checkpoint.pt)", flush=True)
-        if interrupted or stop.received:
-            signum = stop.requested
-            what = signal_name(signum) if signum else "an interrupt"
-            if interrupted:
-                print(f"interrupted after epoch {len(net.history)} ({what}); the checkpoint is "
-                      f"in {out_dir}/. {resume_hint}", file=sys.stderr, flush=True)
-            else:
-                print(f"{what} while writing the run: all {len(net.history)} epochs were "
-                      f"done and {out_dir} is complete", file=sys.stderr, flush=True)
-            raise interruption(signum) if signum else KeyboardInterrupt
-    return net
+
+    try:
+        result = train(net, X, y, out_dir, resume=resume,
+                       checkpoint_every=getattr(args, "checkpoint_every", None),
+                       record=record, new_data_ok=new_data_ok, on_start=header)
+    except TypeError as exc:       # usually a --set value of the wrong type
+        raise CLIError(f"{one_line(exc)}{hint}") from None
+    except RunError as exc:
+        raise CLIError(one_line(exc)) from None
+    except DiskFullError as exc:
+        more = f". {resume_hint}" if checkpoint_path(out_dir) is not None else ""
+        raise CLIError(f"{exc}{more}") from None
+    except OSError as exc:         # the run directory cannot be used, in one line
+        raise CLIError(one_line(exc)) from None
+    except KeyboardInterrupt as exc:   # a second signal: stopped at once, nothing more written
+        kept = (f"; the last checkpoint is in {partial_dir(out_dir)}/. {resume_hint}"
+                if (partial_dir(out_dir) / "checkpoint.pt").exists() else "")
+        what = signal_name(15 if isinstance(exc, Terminated) else 2)
+        print(f"stopped at once after {what}: {out_dir} keeps what it held before{kept}",
+              file=sys.stderr, flush=True)
+        raise
+    history = list(result.net.history)
+    print(f"{name}: {len(history)} epochs in {result.seconds:.0f} s{_best(result.net)}")
+    print(f"wrote {out_dir}/ (model.pt, history.json/csv, run.json, config.json, "
+          "learning_curve.png, keypoints.png, checkpoint.pt)", flush=True)
+    if result.interrupted or result.signal:
+        what = signal_name(result.signal) if result.signal else "an interrupt"
+        if result.interrupted:
+            print(f"interrupted after epoch {len(history)} ({what}); the checkpoint is "
+                  f"in {out_dir}/. {resume_hint}", file=sys.stderr, flush=True)
+        else:
+            print(f"{what} while writing the run: all {len(history)} epochs were "
+                  f"done and {out_dir} is complete", file=sys.stderr, flush=True)
+        raise interruption(result.signal) if result.signal else KeyboardInterrupt
+    return result.net
+
+
+def _best(net):
+    """``'; best valid RMSE 2.07 px at epoch 20'`` (measured from the predictions); for a loss
+    that is not a mean squared error, the best loss too, named by its criterion."""
+    from ..losses import is_mse
+    from ..reports import best_valid_px
+
+    best = best_valid_px(net.history, criterion=net.criterion)
+    text = "" if best is None else f"; best valid RMSE {best[0]:.2f} px at epoch {best[1]}"
+    valid = [(h["valid_loss"], h["epoch"]) for h in net.history if "valid_loss" in h]
+    if valid and not is_mse(net.criterion):
+        loss, epoch = min(valid)
+        text += f"; best valid loss {loss:.6f} ({type(net.criterion_).__name__}) at epoch {epoch}"
+    return text
 
 
 def cmd_recipe(args: argparse.Namespace) -> int:
@@ -357,6 +279,7 @@ def _recipe(args):
         for name in nets:
             held.enter_context(run_directory(out / name, fresh=True))
         X, y = load_training_data(args.data)
+        _check_space(out, nets, len(X))
         sizes = {net.batch_iterator_train.batch_size for net in nets.values()}
         n_train = len(X) - next(iter(nets.values())).validation_size(len(X))
         print(f"recipe: {', '.join(nets)}, {epochs} epochs each on {n_train} training faces, "
@@ -377,6 +300,18 @@ def _recipe(args):
     ax = plot_learning_curves(histories, title=" vs ".join(args.nets))
     save_figure(ax.figure, out / "learning_curves.png", dpi=100, bbox_inches="tight")
     print(f"\nwrote {out / 'learning_curves.png'}")
+
+
+def _check_space(out, nets, rows):
+    """Before the first net trains: room for every net's run (they share one file system)."""
+    from .._rundir import DiskFullError, check_free_space
+    from ..runs import space_needed
+
+    try:
+        check_free_space(out, sum(space_needed(net, rows=rows) for net in nets.values()),
+                         f"a {' + '.join(nets)} recipe")
+    except DiskFullError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -434,6 +369,9 @@ def _train(args):
     if not args.resume:
         epochs = sets.pop("max_epochs", None) or args.max_epochs  # None: the preset's own
         net = make_net(args.preset, epochs, args, sets)
+        if args.init_from:
+            from ..finetune import format_init_table, init_from
+            print(format_init_table(init_from(net, args.init_from)), flush=True)
         out = Path(args.out or f"runs/{args.preset}")
         with run_directory(out, fresh=True):
             X, y = load_training_data(args.data, dropna=not args.partial_labels)
@@ -446,69 +384,57 @@ def _train(args):
         raise CLIError(f"no run directory at {out}")
     with run_directory(out, fresh=False):
         plan = _resume_plan(args, sets, out)
-        recorded_partial = bool(plan["info"].get("partial_labels"))
-        if args.partial_labels and not recorded_partial:
-            raise CLIError(f"--partial-labels: the run in {out} trained on complete faces only, "
-                           "and a resumed run keeps its data; leave out --partial-labels")
-        args.partial_labels = recorded_partial
         net = make_net(args.preset, plan["epochs"], args, plan["sets"])
         X, y = load_training_data(args.data, dropna=not args.partial_labels)
-        digest = data_digest(X, y)
         recorded = plan["info"].get("data_sha256")
-        if recorded and recorded != digest:
+        if recorded and recorded != data_digest(X, y):
             was = plan["info"].get("data", "?")
             if not plan["explicit_data"]:
                 raise CLIError(
                     f"the data of the run in {out} changed since it started ({was}: content "
-                    f"{recorded[7:19]} then, {digest[7:19]} now), so resuming would not "
-                    f"continue the same run; pass --data {args.data or 'CSV'} to resume on it "
-                    "anyway")
+                    f"{recorded[7:19]} then, {data_digest(X, y)[7:19]} now), so resuming "
+                    f"would not continue the same run; pass --data {args.data or 'CSV'} to "
+                    "resume on it anyway")
             plan["notes"].append(f"note: --data {args.data} differs from the data the run "
                                  f"started on ({was}); resuming on it as asked")
         for note in plan["notes"]:
             print(note, file=sys.stderr)
         train_one(args.preset, X, y, args, out, plan["epochs"], plan["sets"], net=net,
-                  resume=plan["checkpoint"], run_info={**plan["carried"], "data_sha256": digest})
+                  resume=True, new_data_ok=plan["explicit_data"])
+
+
+#: What ``--resume`` lets a command line change; every other setting is the run's own.
+RESUME_CHANGES = ("--max-epochs", "--checkpoint-every", "--device", "--data")
 
 
 def _resume_plan(args, sets, out):
-    """What the run in ``out`` was asked for, and where its checkpoint is, to continue it
-    exactly; ``--max-epochs`` sets the new total."""
+    """What the run in ``out`` was started with, to continue it exactly: the recorded
+    preset, ``--set`` values, seed, precision, device, partial labels and data are restored
+    (``args`` is updated); one given again that differs is refused. ``--max-epochs`` sets
+    the new total, ``--checkpoint-every`` and ``--device`` may change."""
     from ..checkpoint import read_checkpoint
-    from ..reports import read_run_info
-    from ..runs import partial_dir, unfinished_run
+    from ..runs import RunError, resume_point
 
     try:
-        committed = read_run_info(out)
-    except ValueError as exc:
+        info, checkpoint = resume_point(out)
+    except RunError as exc:
         raise CLIError(one_line(exc)) from None
-    partial = unfinished_run(out)
-    in_place = out / "checkpoint.pt"
-    if partial is not None:      # a training that never put its run in place (killed)
-        info, checkpoint = partial, partial_dir(out) / "checkpoint.pt"
-        if not checkpoint.exists():
-            same = partial.get("run_id") and partial.get("run_id") == committed.get("run_id")
-            if not (same and in_place.exists()):
-                other = (f", or remove {partial_dir(out)} to resume the run in place"
-                         if in_place.exists() else "")
-                raise CLIError(
-                    f"the training started in {out} at {partial.get('started', '?')} was "
-                    "killed before its first checkpoint, so there is nothing to resume (train "
-                    f"with --checkpoint-every N to be able to); train again{other}")
-            checkpoint = in_place
-    else:
-        info, checkpoint = committed, in_place
-        if not checkpoint.exists():
-            raise CLIError(f"{out} has no checkpoint.pt to resume from (train with "
-                           "--checkpoint-every N, or stop with Ctrl-C or SIGTERM, to get one)")
+    partial = checkpoint.parent != out
     if info.get("preset", args.preset) != args.preset:
         raise CLIError(f"{out} is a {info['preset']} run, not {args.preset}")
     done = read_checkpoint(checkpoint)["epoch"]    # a damaged file: one line, exit 2
     notes = []
     planned = info.get("max_epochs")
     asked = sets.pop("max_epochs", None) or args.max_epochs
-    merged = {**info.get("set", {}), **sets}
-    merged.pop("max_epochs", None)
+    recorded_sets = dict(info.get("set") or {})
+    recorded_sets.pop("max_epochs", None)
+    for key, value in sets.items():
+        if key not in recorded_sets or recorded_sets[key] != value:
+            was = (f"with {key}={recorded_sets[key]!r}" if key in recorded_sets
+                   else f"without --set {key}")
+            raise CLIError(f"--set {key}={value!r}: the run in {out} was started {was}, and a "
+                           "resumed run keeps its settings (leave out --set; only "
+                           f"{', '.join(RESUME_CHANGES)} may change on resume)")
     if asked is not None:
         if asked <= done:
             raise CLIError(f"--max-epochs {asked}: the run in {out} has already trained {done} "
@@ -519,19 +445,23 @@ def _resume_plan(args, sets, out):
                          f"follow a {asked}-epoch plan from epoch {done + 1} on, as a run "
                          f"started with --max-epochs {asked} would")
         epochs = asked
-    elif planned is not None and done >= planned and partial is None or \
+    elif planned is not None and done >= planned and not partial or \
             info.get("status") == "finished":
         early = " (it stopped early)" if planned is not None and done < planned else ""
         raise CLIError(f"the run in {out} has finished: {done} of {planned} epochs{early}; "
                        f"pass --max-epochs N with N > {done} to train it further")
     else:
         epochs = planned
-    recorded_seed = info.get("seed")
-    if args.seed is None:
-        args.seed = recorded_seed if recorded_seed is not None else 0
-    elif recorded_seed is not None and args.seed != recorded_seed:
-        raise CLIError(f"--seed {args.seed}: the run in {out} was started with seed "
-                       f"{recorded_seed}, and a resumed run keeps its seed (leave out --seed)")
+    _restore_setting(args, "seed", info, out, "--seed", default=0)
+    _restore_precision(args, info, out)
+    _restore_device(args, info, notes)
+    if args.checkpoint_every is None:
+        args.checkpoint_every = info.get("checkpoint_every")
+    recorded_partial = bool(info.get("partial_labels"))
+    if args.partial_labels and not recorded_partial:
+        raise CLIError(f"--partial-labels: the run in {out} trained on complete faces only, "
+                       "and a resumed run keeps its data; leave out --partial-labels")
+    args.partial_labels = recorded_partial
     explicit = args.data is not None
     recorded_data = info.get("data")
     if not explicit and recorded_data not in (None, data_name(None)):
@@ -542,12 +472,55 @@ def _resume_plan(args, sets, out):
             raise CLIError(f"the run in {out} trained on {recorded_data}{why}, which is not "
                            "there any more; pass --data CSV to resume on a copy of it")
         args.data = str(path)
-    carried = {k: info[k] for k in ("run_id", "started", "data_sha256") if k in info}
-    carried["resumed"] = int(info.get("resumed", 0) or 0) + 1
-    if partial is None and info.get("seconds"):
-        carried["seconds"] = info["seconds"]
-    return {"sets": merged, "epochs": epochs, "checkpoint": checkpoint, "info": info,
-            "carried": carried, "explicit_data": explicit, "notes": notes}
+    return {"sets": recorded_sets, "epochs": epochs, "checkpoint": checkpoint, "info": info,
+            "explicit_data": explicit, "notes": notes}
+
+
+def _restore_setting(args, attr, info, out, option, default=None):
+    """``args.<attr>`` from the run's record; a different value given again is refused."""
+    recorded = info.get(attr)
+    given = getattr(args, attr, None)
+    if given is None:
+        setattr(args, attr, recorded if recorded is not None else default)
+    elif recorded is not None and given != recorded:
+        raise CLIError(f"{option} {given}: the run in {out} was started with {option} "
+                       f"{recorded}, and a resumed run keeps it (leave out {option})")
+
+
+def _restore_precision(args, info, out):
+    """The run's precision (``run.json`` records the one it trained in: 32 or bf16)."""
+    recorded = info.get("precision")
+    if recorded is None:
+        return
+    if args.precision is None:
+        args.precision = str(recorded)
+        return
+    device = args.device or info.get("device") or "cpu"
+    try:
+        given = resolve_precision(args.precision, device)
+    except ValueError:
+        given = args.precision
+    if given != str(recorded):
+        raise CLIError(f"--precision {args.precision}: the run in {out} was started with "
+                       f"--precision {recorded}, and a resumed run keeps it (leave out "
+                       "--precision)")
+
+
+def _restore_device(args, info, notes):
+    """The run's device when none is given and this machine has it (else the default)."""
+    recorded = info.get("device")
+    if args.device is not None or recorded is None:
+        return
+    try:
+        from ._common import check_device
+
+        check_device(recorded)
+    except CLIError:
+        notes.append(f"note: the run trained on {recorded}, which this machine does not "
+                     "have; resuming on the default device (the result may differ in the "
+                     "last bits from an uninterrupted run)")
+        return
+    args.device = recorded
 
 
 def cmd_train_specialists(args: argparse.Namespace) -> int:
@@ -555,10 +528,17 @@ def cmd_train_specialists(args: argparse.Namespace) -> int:
     that evaluate and predict accept like a run directory.
 
     Each specialist is a clone of PRESET with an output layer as wide as its group, its own
-    flip pairs, and every row where its keypoints are present. With --pretrained, every layer
-    but the output is loaded from that run's model where shapes match. The epoch budget
-    (--max-epochs, default the preset's) is scaled inversely with each group's rows:
-    epochs = max_epochs * (rows with all 30 keypoints) / (rows of the group).
+    keypoint layout and flip pairs, and every row where its keypoints are present. With
+    --pretrained, every layer but the output is loaded from that run's model where shapes
+    match. The epoch budget (--max-epochs, default the preset's) is scaled inversely with
+    each group's rows: epochs = max_epochs * (rows with all 30 keypoints) / (rows of the
+    group).
+
+    DIR is created, checked (writable, not a training run's folder, enough free space) and
+    locked before the first epoch; the ensemble is written into it as one unit at the end
+    (see :meth:`facekeypoints.specialists.SpecialistEnsemble.save`). The first Ctrl-C or
+    SIGTERM lets the running epoch finish, then stops without writing anything: DIR keeps
+    what it held before. A second one stops at once.
 
     Parameters
     ----------
@@ -568,15 +548,36 @@ def cmd_train_specialists(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        The exit status, 0.
+        The exit status: 0, or 130 after Ctrl-C and 143 after SIGTERM.
 
     Raises
     ------
     CLIError
-        For problems the user can fix (a missing file, a bad value); exit status 2.
+        For problems the user can fix (a missing file, a bad value, an unusable DIR);
+        exit status 2.
     """
+    from .._signals import exit_status
+
+    try:
+        return _train_specialists(args)
+    except KeyboardInterrupt as exc:      # a second signal, or one outside the training
+        what = "terminated" if exit_status(exc) == 143 else "interrupted"
+        print(f"facekeypoints train-specialists: {what}; {args.out} keeps what it held "
+              "before", file=sys.stderr, flush=True)
+        return exit_status(exc)
+
+
+#: Bytes an ensemble's member file needs beyond its float32 weights (config, history).
+_MEMBER_OVERHEAD_BYTES = 256 * 1024
+
+
+def _train_specialists(args):
     from .. import presets
-    from ..specialists import fit_specialists, get_groups, report_table
+    from .._rundir import (DiskFullError, RunInUseError, RunLock, check_free_space,
+                           make_location, remove_created)
+    from .._signals import EXIT_STATUS, StopSignals, signal_name
+    from ..specialists import (SpecialistsInterrupted, check_ensemble_target, fit_specialists,
+                               get_groups, report_table)
     from ._common import check_device, check_file
 
     try:
@@ -598,21 +599,70 @@ def cmd_train_specialists(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_file(args.data, "data file")
 
-    def line(info):
-        loaded = ", ".join(info["loaded"]) or "none"
-        mism = "".join(f"; not loaded {k} ({v})" for k, v in info["mismatched"].items())
-        pre = f"; pretrained layers: {loaded}{mism}" if pretrained is not None else ""
-        print(f"[{info['index']}/{info['of']}] {info['group']}: {info['rows']} faces, "
-              f"{info['epochs']} epochs, best valid RMSE {info['best_valid_rmse_px']:.2f} px "
-              f"in {info['seconds']:.1f} s{pre}", flush=True)
-
-    ensemble = fit_specialists(base, args.data, groups=groups, pretrained=pretrained,
-                               on_specialist=line)
     out = Path(args.out)
-    ensemble.save(out)
-    print("\n" + report_table(ensemble.report_))
-    print(f"\nwrote {out}/ (ensemble.json and one model file per specialist); "
-          f"evaluate with: facekeypoints evaluate {out}")
+    try:
+        created = make_location(out)
+    except OSError as exc:
+        raise CLIError(f"--out: {one_line(exc)}") from None
+    with contextlib.ExitStack() as stack:
+        stack.callback(remove_created, created)      # runs last: folders still empty go
+        lock = RunLock(out)
+        try:
+            lock.acquire()
+        except (RunInUseError, OSError) as exc:
+            raise CLIError(f"--out: {one_line(exc)}") from None
+        stack.callback(lock.release)
+        try:
+            check_ensemble_target(out)
+            n_params = base.n_parameters()
+            check_free_space(out, len(groups) * (4 * n_params + _MEMBER_OVERHEAD_BYTES),
+                             f"{len(groups)} {args.preset} specialists")
+        except (ValueError, DiskFullError) as exc:
+            raise CLIError(f"--out: {exc}") from None
+        ended = {"status": "KILLED"}
+        if args.log:                  # checked before training; a record per specialist
+            from ..tracking import SpecialistLabel, finish_tracking, run_loggers
+
+            loggers, tracking = run_loggers(
+                args.log, out.name, settings={"preset": args.preset, "data": data_label(
+                    args.data), "groups": " ".join(g.name for g in groups)},
+                label=SpecialistLabel())
+            base.set_params(callbacks=[*(base.callbacks or []), *loggers])
+            stack.callback(lambda: finish_tracking(tracking, status=ended["status"]))
+        stop = stack.enter_context(StopSignals(graceful=True))
+
+        def line(info):
+            loaded = ", ".join(info["loaded"]) or "none"
+            mism = "".join(f"; not loaded {k} ({v})" for k, v in info["mismatched"].items())
+            pre = f"; pretrained layers: {loaded}{mism}" if pretrained is not None else ""
+            px = info["best_valid_rmse_px"]
+            best = (f"best valid RMSE {px:.2f} px" if px is not None else
+                    "no valid RMSE in px (no validation faces)")
+            print(f"[{info['index']}/{info['of']}] {info['group']}: {info['rows']} faces, "
+                  f"{info['epochs']} epochs, {best} in {info['seconds']:.1f} s{pre}",
+                  flush=True)
+
+        try:
+            ensemble = fit_specialists(base, args.data, groups=groups, pretrained=pretrained,
+                                       on_specialist=line)
+        except SpecialistsInterrupted as exc:
+            print(f"facekeypoints train-specialists: stopped: {exc}; {out} keeps what it "
+                  "held before", file=sys.stderr, flush=True)
+            return exc.exit_status
+        stop.notice = "finishing writing the ensemble"
+        try:
+            ensemble.save(out)
+        except DiskFullError as exc:
+            raise CLIError(f"{exc}; {out} keeps what it held before") from None
+        ended["status"] = "FINISHED"
+        print("\n" + report_table(ensemble.report_))
+        print(f"\nwrote {out}/ (ensemble.json and one model file per specialist); "
+              f"evaluate with: facekeypoints evaluate {out}", flush=True)
+        if stop.received:
+            print(f"{signal_name(stop.requested)} while writing the ensemble: all "
+                  f"{len(groups)} specialists were done and {out} is complete",
+                  file=sys.stderr, flush=True)
+            return EXIT_STATUS.get(stop.requested, 130)
     return 0
 
 
@@ -629,9 +679,17 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     int
         The exit status, 0.
     """
+    from .._cache import write_problem
     from ..synthetic import summarize, write_dataset
 
-    paths = write_dataset(args.directory, seed=args.seed, n_train=args.train, n_test=args.test)
+    try:
+        paths = write_dataset(args.directory, seed=args.seed, n_train=args.train,
+                              n_test=args.test)
+    except OSError as exc:      # a full disk, a read-only folder: say where and how much
+        size = (args.train + args.test) * 33_500 / 1e6      # ~33.5 kB per face of text
+        raise CLIError(f"cannot write the data set into {args.directory}: "
+                       f"{write_problem(exc)} (the files need about {size:,.1f} MB); free "
+                       "some space there or choose another DIR") from None
     for kind, path in paths.items():
         print(f"{kind:>9}: {path}")
     print(summarize(paths["training"]))
@@ -640,8 +698,15 @@ def cmd_make_data(args: argparse.Namespace) -> int:
 
 # -- parsers ---------------------------------------------------------------------------------
 
+#: ``--log``'s help (train, recipe, train-specialists, sweep).
+LOG_HELP = ("record each epoch (losses, valid RMSE px, learning rate, momentum, duration), "
+            "the settings and the model: tensorboard:DIR or mlflow:URI (a directory, "
+            "sqlite:///FILE.db or http://HOST:PORT); repeatable; a resumed run keeps its own")
+
+
 def _training_flags(p, default_out):
     p.add_argument("--data", metavar="CSV", help=DATA_HELP)
+    p.add_argument("--log", action="append", metavar="KIND:TARGET", help=LOG_HELP)
     p.add_argument("--out", default=None if default_out == "runs/PRESET" else default_out,
                    metavar="RUN_DIR", help=f"run directory to write (default: {default_out})")
     p.add_argument("--device", help=DEVICE_HELP)
@@ -675,11 +740,17 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                         "or SIGTERM)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its checkpoint, exactly where it "
-                        "stopped (same preset, settings, seed and data: a changed data file "
-                        "is refused unless --data is given)")
+                        "stopped, with every setting it started with (preset, --set values, "
+                        "seed, precision, partial labels, data: a changed data file is "
+                        "refused unless --data is given); only --max-epochs, "
+                        "--checkpoint-every, --device and --data may change")
     p.add_argument("--partial-labels", action="store_true",
                    help=PARTIAL_LABELS_HELP + "; the net learns from every labelled keypoint "
                         "(recorded in run.json; --resume keeps it)")
+    p.add_argument("--init-from", metavar="MODEL_OR_RUN",
+                   help="start from the weights of a model file, a run directory or "
+                        "'pretrained' (every layer whose shape matches; a table says which; "
+                        "its checksum goes into run.json)")
     _training_flags(p, default_out="runs/PRESET")
 
 
@@ -737,7 +808,7 @@ def add_train_specialists(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         What ``ArgumentParser.add_subparsers`` returned.
     """
-    from ..specialists import GROUPS_BY_NAME
+    from ..specialist_groups import GROUPS_BY_NAME
 
     p = add_command(sub, "train-specialists", cmd_train_specialists,
                     "train one specialist net per keypoint group into an ensemble directory",
@@ -752,6 +823,9 @@ def add_train_specialists(sub: argparse._SubParsersAction) -> None:
                    help="epoch budget before scaling by rows (default: the preset's)")
     p.add_argument("--data", metavar="CSV", help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="ensemble directory to write")
+    p.add_argument("--log", action="append", metavar="KIND:TARGET",
+                   help=LOG_HELP.replace("; a resumed run keeps its own", ": one run per "
+                                         "specialist, under one parent run"))
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--seed", type=int, default=0, help="random_state of the nets (default 0)")
 

@@ -20,19 +20,71 @@ bilinearly; where the source lies outside the frame the nearest edge pixel is re
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from numbers import Real
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .data import FLIP_INDICES
 from .iterators import FlipBatchIterator
+from .layout import KAGGLE, KeypointLayout
+from .registry import register_iterator
 
-__all__ = ["AffineBatchIterator", "affine_transform", "PADDING_MODES"]
+__all__ = ["AffineBatchIterator", "affine_transform", "PADDING_MODES", "LABEL_LOSS_WARN",
+           "LABEL_LOSS_REFUSE", "expected_label_loss"]
 
 #: Ways to fill where an image's source lies outside the frame (``grid_sample``'s names).
 PADDING_MODES = ("border", "zeros", "reflection")
+
+#: Settings expected to move more than this fraction of the keypoints out of the frame warn.
+LABEL_LOSS_WARN = 0.2
+#: Settings expected to move more than this fraction out (most labels) are refused.
+LABEL_LOSS_REFUSE = 0.5
+
+# Where face keypoints lie, in scaled units: a grid over the middle of the image (Kaggle's
+# keypoints span about pixels 20 to 76 of 96), and fixed draws of the random amounts, so the
+# estimate below is the same on every call.
+_REFERENCE = np.stack(np.meshgrid(np.linspace(-0.55, 0.55, 7), np.linspace(-0.55, 0.55, 7)),
+                      axis=-1).reshape(-1, 2)
+_DRAWS = np.random.default_rng(0).uniform(-1, 1, (400, 4))
+
+
+def expected_label_loss(rotate: float, scale: float, shift: float, image_side: int = 96
+                        ) -> float:
+    """The fraction of face keypoints that random amounts up to these limits push out.
+
+    Estimated on fixed draws of the amounts (the same every call) applied to a grid of
+    points over the middle of the image, where face keypoints lie.
+
+    Parameters
+    ----------
+    rotate, scale, shift : float
+        :class:`AffineBatchIterator`'s limits (degrees, fraction, pixels).
+    image_side : int, default 96
+        Side of the images in pixels (what ``shift`` is measured against).
+
+    Returns
+    -------
+    float
+        Between 0 and 1.
+
+    Examples
+    --------
+    >>> from facekeypoints.augment import expected_label_loss
+    >>> expected_label_loss(12, 0.08, 5) < 0.01, expected_label_loss(0, 0, 1000) > 0.9
+    (True, True)
+    """
+    angle = np.deg2rad(_DRAWS[:, 0] * float(rotate))
+    zoom = 1 + _DRAWS[:, 1] * float(scale)
+    move = _DRAWS[:, 2:] * float(shift) * (2.0 / image_side)
+    cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
+    x, y = _REFERENCE[:, 0][None], _REFERENCE[:, 1][None]
+    nx = cos[:, None] * x + sin[:, None] * y + move[:, :1]
+    ny = -sin[:, None] * x + cos[:, None] * y + move[:, 1:]
+    return float(((np.abs(nx) > 1) | (np.abs(ny) > 1)).mean())
 
 
 def affine_transform(Xb: torch.Tensor, yb: torch.Tensor | None, angle: torch.Tensor,
@@ -195,6 +247,7 @@ def _limit(name, value, below=None, at_most=None, why=""):
         raise ValueError(f"{name} must be at most {at_most}{why}, got {value!r}")
 
 
+@register_iterator
 class AffineBatchIterator(FlipBatchIterator):
     """Rotate, scale and shift every training image at random, keypoints moved exactly.
 
@@ -208,6 +261,11 @@ class AffineBatchIterator(FlipBatchIterator):
     repeat and resumed runs continue exactly), and the batch is resampled bilinearly on its
     own device in one call. ``rotate=scale=shift=0`` skips the resampling; with
     ``flip=False`` too, batches pass through unchanged.
+
+    Limits that would push many keypoints out of the frame are caught when the iterator is
+    made (or changed with ``set_params``), from :func:`expected_label_loss` on the layout's
+    image side: above :data:`LABEL_LOSS_WARN` (a fifth) a warning names the setting, above
+    :data:`LABEL_LOSS_REFUSE` (half: most labels gone) it is refused.
 
     Pass it as ``batch_iterator_train``: ``NeuralNet`` validates and predicts through
     ``batch_iterator_test`` (a plain ``BatchIterator`` by default), so those stay unaugmented.
@@ -233,12 +291,21 @@ class AffineBatchIterator(FlipBatchIterator):
         Visit the rows in a new random order on every pass.
     random_state : int, optional
         Seed for shuffling, mirroring and the transforms (when not given a generator).
+    layout : KeypointLayout, optional
+        The targets' layout: its flip pairs replace ``flip_indices`` and its image side is
+        what the label-loss check measures ``shift`` against (default: Kaggle's, 96 px).
 
     Raises
     ------
     ValueError
         For a negative or non-finite limit, ``rotate`` above 180, ``scale`` of 1 or more, a
-        non-boolean ``flip`` or an unknown ``padding_mode``.
+        non-boolean ``flip``, an unknown ``padding_mode``, limits expected to push most
+        keypoints out of the frame, or the settings :class:`FlipBatchIterator` checks.
+
+    Warns
+    -----
+    UserWarning
+        For limits expected to push more than a fifth of the keypoints out of the frame.
 
     Examples
     --------
@@ -256,15 +323,37 @@ class AffineBatchIterator(FlipBatchIterator):
                  shift: float = 5.0, flip: bool = True,
                  flip_indices: Sequence[tuple[int, int]] = FLIP_INDICES,
                  padding_mode: str = "border", shuffle: bool = False,
-                 random_state: int | None = None) -> None:
+                 random_state: int | None = None, layout: KeypointLayout | None = None
+                 ) -> None:
         super().__init__(batch_size, flip_indices=flip_indices, shuffle=shuffle,
-                         random_state=random_state)
+                         random_state=random_state, layout=layout)
         self.rotate = rotate
         self.scale = scale
         self.shift = shift
         self.flip = flip
         self.padding_mode = padding_mode
         self._check_settings()
+        self._check_label_loss()
+
+    def _check_label_loss(self):
+        """Warn about, or refuse, limits that push many keypoints out of the frame."""
+        side = getattr(self.layout, "image_side", None) or KAGGLE.image_side
+        lost = expected_label_loss(self.rotate, self.scale, self.shift, side)
+        if lost <= LABEL_LOSS_WARN:
+            return
+        alone = {name: expected_label_loss(**{**dict(rotate=0, scale=0, shift=0),
+                                              name: getattr(self, name)}, image_side=side)
+                 for name in ("rotate", "scale", "shift")}
+        worst = max(alone, key=alone.get)
+        hint = {"rotate": "rotate=15 degrees or less", "scale": "scale=0.1 or less",
+                "shift": f"shift={max(1, round(side / 16))} pixels or less"}[worst]
+        what = (f"{worst}={getattr(self, worst)!r} moves about {math.floor(lost * 100)}% of "
+                f"the keypoints out of the {side}-pixel frame, where they become unlabelled "
+                "(NaN)")
+        if lost > LABEL_LOSS_REFUSE:
+            raise ValueError(f"{what}: most labels would be lost; try {hint}")
+        warnings.warn(f"AffineBatchIterator {what}; batches keep fewer labels (try {hint})",
+                      UserWarning, stacklevel=3)
 
     def _check_settings(self):
         _limit("rotate", self.rotate, at_most=180,
@@ -336,7 +425,7 @@ class AffineBatchIterator(FlipBatchIterator):
         if list(map(tuple, self.flip_indices)) != list(map(tuple, FLIP_INDICES)):
             parts.append(f"flip_indices={self.flip_indices!r}")
         for name, default in (("padding_mode", "border"), ("shuffle", False),
-                              ("random_state", None)):
+                              ("random_state", None), ("layout", None)):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return f"{type(self).__name__}({', '.join(parts)})"

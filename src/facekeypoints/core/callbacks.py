@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from skorch.callbacks import Callback, PrintLog
+import torch
+from skorch.callbacks import Callback, PassthroughScoring, PrintLog
 
 from ._notebook import LiveDisplay, in_notebook
 from ._suggest import did_you_mean
@@ -25,8 +26,37 @@ from .updates import check_hyperparameter
 if TYPE_CHECKING:
     from skorch import NeuralNet
 
-__all__ = ["AdjustVariable", "CosineAdjustVariable", "EarlyStopping", "EpochSummary",
-           "EpochTable", "ExponentialAdjustVariable", "NolearnHandlers"]
+__all__ = ["AdjustVariable", "ConstructorParams", "CosineAdjustVariable", "EarlyStopping",
+           "EpochSummary", "EpochTable", "ExponentialAdjustVariable", "NolearnHandlers"]
+
+
+class ConstructorParams:
+    """Mixin for skorch callbacks: ``get_params`` names the constructor's parameters only.
+
+    skorch's callbacks report every attribute that does not end in ``_`` as a parameter, so
+    private state set while training (``_stop``, ``_live``) would reach ``get_params`` and
+    break ``sklearn.base.clone``, ``cross_val_score`` and ``GridSearchCV`` on a fitted net.
+    Put this before ``Callback`` in a callback's bases; every callback the library ships has
+    it.
+
+    Examples
+    --------
+    >>> from skorch.callbacks import Callback
+    >>> class Noisy(ConstructorParams, Callback):
+    ...     def __init__(self, level=1):
+    ...         self.level = level
+    ...         self._seen = 0
+    >>> Noisy().get_params()
+    {'level': 1}
+    """
+
+    def _get_param_names(self):
+        names = [k for k in super()._get_param_names() if not k.startswith("_")]
+        params = inspect.signature(type(self).__init__).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+        accepted = {p.name for p in params}
+        return [k for k in names if k in accepted]
 
 
 def _takes_schedule(cls):
@@ -39,7 +69,7 @@ def _show(value):
     return str(value) if isinstance(value, (int, float, np.number)) else repr(value)
 
 
-class AdjustVariable(Callback):
+class AdjustVariable(ConstructorParams, Callback):
     """Set the hyperparameter ``name`` to a value that depends only on training progress.
 
     Epoch e of a run of ``max_epochs`` uses ``schedule((e - 1) / (max_epochs - 1))``; past
@@ -381,7 +411,7 @@ class ExponentialAdjustVariable(AdjustVariable):
         return exponential(self.start, self.stop)(progress)
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(ConstructorParams, Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; keep the best weights.
 
     The best weights are restored when it fires and also when training ends by
@@ -483,7 +513,7 @@ class EarlyStopping(Callback):
         self.best_weights_ = dict(state["best_weights"]) or None
 
 
-class NolearnHandlers(Callback):
+class NolearnHandlers(ConstructorParams, Callback):
     """Run nolearn-style ``on_epoch_finished`` / ``on_training_finished`` callables.
 
     Handlers that are skorch callbacks also get their ``on_train_begin``/``on_epoch_begin``
@@ -548,7 +578,44 @@ class NolearnHandlers(Callback):
             handler(net, net.history)
 
 
-class EpochSummary(Callback):
+class LabelledCount(ConstructorParams, Callback):
+    """Record each regression batch's labelled targets, its weight in the epoch's mean loss.
+
+    ``<train|valid>_labelled`` is the number of labelled (non-NaN) target values divided by
+    the values per row: the batch size when every target is labelled.
+    """
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        """Record ``<train|valid>_labelled`` for the batch."""
+        if not net.regression or not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            return
+        yb = batch[1]
+        if not isinstance(yb, torch.Tensor) or not yb.is_floating_point() or not yb.numel():
+            return
+        per_row = yb.numel() // len(yb)
+        labelled = int(torch.count_nonzero(~torch.isnan(yb)))   # after the loss's sync
+        net.history.record_batch(("train" if training else "valid") + "_labelled",
+                                 labelled / per_row)
+
+
+class LabelledScoring(ConstructorParams, PassthroughScoring):
+    """skorch's epoch mean of the batch losses, each batch weighted by its labelled targets
+    (``<train|valid>_labelled``, which :class:`LabelledCount` records; the batch size when
+    every target is labelled, so that complete data average exactly as before)."""
+
+    def get_avg_score(self, history):
+        """The epoch's mean loss over every labelled value (NaN when none is labelled)."""
+        key = ("train" if self.on_train else "valid") + "_labelled"
+        batches = [b for b in history[-1, "batches"] if self.name in b]
+        if not batches or not all(key in b for b in batches):
+            return super().get_avg_score(history)
+        weights = [b[key] for b in batches]
+        if not sum(weights):
+            return float("nan")     # no labelled target in the whole epoch
+        return np.average([b[self.name] for b in batches], weights=weights)
+
+
+class EpochSummary(ConstructorParams, Callback):
     """Store the epoch's losses as Python floats and ``train_val`` = train / valid loss."""
 
     def on_epoch_end(self, net, **kwargs):
@@ -561,8 +628,11 @@ class EpochSummary(Callback):
             net.history.record("train_val", entry["train_loss"] / entry["valid_loss"])
 
 
-class EpochTable(PrintLog):
-    """The recipe's epoch table: epoch | train loss | valid loss | train/val | dur | lr | momentum.
+class EpochTable(ConstructorParams, PrintLog):
+    """The recipe's epoch table: epoch | train loss | valid loss | valid px | train/val | dur | lr.
+
+    ``valid_rmse_px`` is the validation RMSE in pixels measured from the predictions
+    (whatever the loss); the learning rate and momentum columns show when they are recorded.
 
     Best values are coloured on a terminal and starred elsewhere. With ``verbose`` the
     layer summary and parameter count come first.
@@ -574,7 +644,8 @@ class EpochTable(PrintLog):
 
     Parameters
     ----------
-    keys_ignored : sequence of str, default ('train_batch_count', 'valid_batch_count')
+    keys_ignored : sequence of str, default ('train_batch_count', 'valid_batch_count', \
+'train_rmse_px')
         History keys left out of the table.
     sink : callable, default print
         Where each line goes.
@@ -591,15 +662,16 @@ class EpochTable(PrintLog):
         Rows an in-place table shows at most: the first three, then the latest.
     """
 
-    ORDER = ("epoch", "train_loss", "valid_loss", "train_val", "dur",
+    ORDER = ("epoch", "train_loss", "valid_loss", "valid_rmse_px", "train_val", "dur",
              "learning_rate", "momentum")
 
-    def __init__(self, keys_ignored: Sequence[str] = ("train_batch_count", "valid_batch_count"),
+    def __init__(self, keys_ignored: Sequence[str] = ("train_batch_count", "valid_batch_count",
+                                                      "train_rmse_px"),
                  sink: Callable[[str], Any] = print, tablefmt: str = "simple",
                  floatfmt: str = ".6f", stralign: str = "right", live: bool = True,
                  max_rows: int = 30):
-        super().__init__(keys_ignored=list(keys_ignored), sink=sink, tablefmt=tablefmt,
-                         floatfmt=floatfmt, stralign=stralign)
+        super().__init__(keys_ignored=keys_ignored, sink=sink, tablefmt=tablefmt,
+                         floatfmt=floatfmt, stralign=stralign)   # as given: clone checks it
         self.live = live
         self.max_rows = max_rows
 
@@ -614,6 +686,10 @@ class EpochTable(PrintLog):
         if key == "dur":
             return f"{row[key]:6.2f}s"  # fixed width: rows print one at a time
         colour = color if self.sink is print and sys.stdout.isatty() else ""
+        if key.endswith("_rmse_px") and isinstance(row[key], float):
+            text = f"{row[key]:.3f}"      # pixels: three decimals say enough
+            best = row.get(key + "_best")
+            return (f"{colour}{text}\x1b[0m" if colour else text + "*") if best else text
         text = super().format_row(row, key, colour)
         if not colour and row.get(key + "_best"):
             text = text.replace("\x1b[0m", "") + "*"

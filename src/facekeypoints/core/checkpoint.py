@@ -50,6 +50,7 @@ from ._rundir import disk_errors
 from ._safe_io import atomic_torch_save, load_archive, seal
 from ._signals import StopSignals
 from ._signals import active as active_stop_signals
+from .callbacks import ConstructorParams
 from .shared import float32, is_shared
 from .updates import IMPLEMENTATION_FLAGS
 
@@ -60,8 +61,8 @@ if TYPE_CHECKING:
     # here, even for type checking only, would make an import cycle.
     from skorch import NeuralNet
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "CheckpointError", "read_checkpoint",
-           "restore_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "CheckpointError", "drop_unfinished_epoch",
+           "read_checkpoint", "restore_checkpoint", "save_checkpoint"]
 
 #: The ``format`` field of every checkpoint file.
 FORMAT = "facekeypoints-checkpoint"
@@ -79,7 +80,7 @@ class CheckpointError(ValueError):
     """
 
 
-class Checkpoint(Callback):
+class Checkpoint(ConstructorParams, Callback):
     """Write a checkpoint every ``every`` epochs, and when training ends, to ``path``.
 
     A skorch callback: pass it in the net's ``callbacks``. Each write replaces the previous
@@ -213,6 +214,36 @@ def _restore_best_scores(net):
 def _epoch_complete(entry):
     """An epoch cut short by an exception lacks its closing entries; never checkpoint that."""
     return "dur" in entry and "train_loss" in entry
+
+
+def drop_unfinished_epoch(history: list[dict[str, Any]]) -> bool:
+    """Remove the last epoch of ``history`` if an interrupt cut it short.
+
+    skorch's ``fit`` ends quietly on ``KeyboardInterrupt`` and leaves the entry of the epoch
+    it was in, without its losses; :class:`facekeypoints.NeuralNet` calls this on every
+    interrupt (Ctrl-C in a notebook included), so the history, the files written from it
+    and a checkpoint taken afterwards hold finished epochs only.
+
+    Parameters
+    ----------
+    history : skorch.history.History or list of dict
+        A net's history, changed in place.
+
+    Returns
+    -------
+    bool
+        Whether an entry was removed.
+
+    Examples
+    --------
+    >>> history = [{"epoch": 1, "train_loss": 0.1, "dur": 1.0}, {"epoch": 2, "batches": []}]
+    >>> drop_unfinished_epoch(history), [h["epoch"] for h in history]
+    (True, [1])
+    """
+    if len(history) and not _epoch_complete(history[-1]):
+        history.pop()
+        return True
+    return False
 
 
 def _callback_states(net):

@@ -11,20 +11,35 @@ indexing) still work: unless the class that defines ``transform`` sets
 ``tensor_transform = True`` in its own body (facekeypoints' own classes count as having
 set it), its ``transform`` receives numpy copies and its result is moved back to the
 device (slower; write tensor code and set the flag for speed).
+
+Iterators are scikit-learn style parameter holders: ``get_params``/``set_params`` cover the
+constructor's parameters, so ``net.set_params(batch_iterator_train__batch_size=64)``,
+``--set`` and sweep grids reach them; the constructor is the one place that checks a
+setting (``set_params`` builds through it). Each class is registered
+(:func:`facekeypoints.registry.register_iterator`), so model files save it as its kind and
+parameters; decorate a subclass of your own the same way to save it too.
 """
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .data import FLIP_INDICES
+from .layout import KAGGLE, KeypointLayout, flip_columns, permutation_from_pairs
+from .registry import parameter_names, register_iterator
 
-__all__ = ["BatchIterator", "FlipBatchIterator", "flip_permutation"]
+__all__ = ["BatchIterator", "FlipBatchIterator", "flip_permutation", "route_iterator_params"]
+
+#: The net's parameters that hold iterators: ``<name>__<setting>`` reaches the iterator's own.
+_ITERATOR_PARAMS = ("batch_iterator_train", "batch_iterator_test")
 
 
+@register_iterator
 class BatchIterator:
     """Yield ``(Xb, yb)`` batches of ``batch_size`` rows, in order unless ``shuffle``.
 
@@ -46,7 +61,8 @@ class BatchIterator:
     Raises
     ------
     ValueError
-        If ``batch_size`` is less than 1.
+        If ``batch_size`` is not an integer of at least 1, ``shuffle`` is not a bool or
+        ``random_state`` is neither None nor an integer.
 
     Examples
     --------
@@ -62,11 +78,83 @@ class BatchIterator:
 
     def __init__(self, batch_size: int = 128, shuffle: bool = False,
                  random_state: int | None = None) -> None:
-        if int(batch_size) < 1:
+        if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+        if random_state is not None and not _is_int(random_state):
+            raise ValueError(f"random_state must be None or an integer seed, got "
+                             f"{random_state!r}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.random_state = random_state
+
+    # -- parameters (scikit-learn's protocol) ------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters and their values, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn; iterators hold no nested estimators.
+
+        Returns
+        -------
+        dict
+            ``{name: value}`` for every parameter of ``type(self).__init__`` kept as an
+            attribute of the same name.
+        """
+        return {name: getattr(self, name) for name in parameter_names(type(self))
+                if hasattr(self, name)}
+
+    def set_params(self, **params: Any) -> BatchIterator:
+        """Change constructor parameters, checked by the constructor itself.
+
+        The new values are merged with the current ones and passed to ``type(self)(...)``,
+        so a value the constructor refuses raises its own message and leaves this iterator
+        unchanged; otherwise the iterator takes the new settings.
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters, e.g. ``batch_size=64`` or ``rotate=45``.
+
+        Returns
+        -------
+        BatchIterator
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a constructor parameter, or a value it refuses.
+
+        Examples
+        --------
+        >>> from facekeypoints.iterators import FlipBatchIterator
+        >>> FlipBatchIterator(128).set_params(batch_size=32, shuffle=True)
+        FlipBatchIterator(batch_size=32)
+        """
+        if not params:
+            return self
+        names = parameter_names(type(self))
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {', '.join(unknown)}; "
+                             f"it takes {', '.join(names) or 'none'}")
+        try:
+            fresh = type(self)(**{**self.get_params(), **params})
+        except TypeError:       # a subclass whose constructor does not keep its parameters
+            vars(self).update(params)
+            return self
+        keep = {k: v for k, v in vars(self).items() if k in ("X", "y", "generator")}
+        vars(self).clear()
+        vars(self).update(vars(fresh), **keep)
+        return self
+
+    def __sklearn_clone__(self) -> BatchIterator:
+        """A deep copy without bound data (what ``sklearn.base.clone`` of a net makes)."""
+        return copy.deepcopy(self)
 
     # -- binding ---------------------------------------------------------------------------
     def __call__(self, X: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None = None,
@@ -169,13 +257,101 @@ class BatchIterator:
     # Bound data and the generator never travel with a pickle or deep copy (sklearn's clone).
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("X", "y", "generator"):
+        for key in ("X", "y", "generator", "_permutations"):
             state.pop(key, None)
         return state
 
 
+def route_iterator_params(net: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``batch_iterator_train__<name>`` (and ``_test``) settings to the net's iterators.
+
+    What ``NeuralNet.set_params`` calls first: each such key goes to that iterator's own
+    :meth:`BatchIterator.set_params` (the constructor checks it); the other keys are
+    returned for skorch. An iterator given in the same call is the one changed; a net
+    without one gets the default ``BatchIterator(128)`` first.
+
+    Parameters
+    ----------
+    net : NeuralNet
+        The net whose ``batch_iterator_train`` / ``batch_iterator_test`` to change.
+    params : mapping
+        ``set_params`` keywords.
+
+    Returns
+    -------
+    dict
+        The keywords left for skorch's ``set_params`` (a default iterator made here is among
+        them, under its parameter name).
+
+    Raises
+    ------
+    ValueError
+        For a setting the iterator does not have or refuses (its own message, prefixed by
+        the net parameter).
+
+    Examples
+    --------
+    >>> import facekeypoints as fk
+    >>> from facekeypoints.iterators import route_iterator_params
+    >>> net = fk.presets.net3(verbose=0)
+    >>> rest = route_iterator_params(net, {"batch_iterator_train__batch_size": 16,
+    ...                                    "max_epochs": 5})
+    >>> rest, net.batch_iterator_train.batch_size
+    ({'max_epochs': 5}, 16)
+    """
+    rest = dict(params)
+    for head in _ITERATOR_PARAMS:
+        prefix = head + "__"
+        settings = {k[len(prefix):]: rest.pop(k) for k in list(rest) if k.startswith(prefix)}
+        if not settings:
+            continue
+        iterator = rest.get(head, getattr(net, head, None))
+        if iterator is None:
+            iterator = rest[head] = BatchIterator(128)
+        if not callable(getattr(iterator, "set_params", None)):
+            raise ValueError(f"{head} is {iterator!r}, which has no set_params; give "
+                             f"{head}=<a BatchIterator> to change {', '.join(settings)}")
+        try:
+            iterator.set_params(**settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{head}: {exc}") from None
+    return rest
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _as_layout(layout):
+    """None, a KeypointLayout, or its ``to_dict()`` form -> a KeypointLayout (or None)."""
+    if layout is None or isinstance(layout, KeypointLayout):
+        return layout
+    if isinstance(layout, Mapping):
+        return KeypointLayout.from_dict(layout)
+    raise ValueError(f"layout must be a facekeypoints.layout.KeypointLayout (or None), got "
+                     f"{type(layout).__name__}")
+
+
+def _check_flip_indices(flip_indices):
+    """Pairs of distinct, non-negative column indices, each column in one pair at most."""
+    try:
+        pairs = [tuple(p) for p in flip_indices]
+    except TypeError:
+        pairs = None
+    if pairs is None or not all(len(p) == 2 and all(_is_int(i) and i >= 0 for i in p)
+                                for p in pairs):
+        raise ValueError(f"flip_indices must be pairs of target column indices such as "
+                         f"[(0, 2), (1, 3)], got {str(flip_indices)[:80]}")
+    used = [int(i) for p in pairs for i in p]
+    if len(set(used)) != len(used):
+        raise ValueError(f"a target column is in two flip_indices pairs: {pairs}")
+    return tuple((int(a), int(b)) for a, b in pairs)
+
+
 def flip_permutation(n_columns: int, flip_indices: Sequence[tuple[int, int]]) -> np.ndarray:
     """Return the column order that swaps every (left, right) pair.
+
+    The old name of :func:`facekeypoints.layout.permutation_from_pairs`.
 
     Parameters
     ----------
@@ -200,20 +376,18 @@ def flip_permutation(n_columns: int, flip_indices: Sequence[tuple[int, int]]) ->
     >>> flip_permutation(6, [(0, 2), (1, 3)]).tolist()
     [2, 3, 0, 1, 4, 5]
     """
-    perm = np.arange(n_columns)
-    for a, b in flip_indices:
-        if not (0 <= a < n_columns and 0 <= b < n_columns):
-            raise ValueError(f"flip pair {(a, b)} is outside the {n_columns} target columns")
-        perm[a], perm[b] = b, a
-    return perm
+    return permutation_from_pairs(n_columns, flip_indices)
 
 
+@register_iterator
 class FlipBatchIterator(BatchIterator):
     """Mirror exactly half of each training batch (chosen at random, without replacement).
 
     Images are reversed along the width; every x target (even column) is negated and the
-    ``flip_indices`` pairs are swapped. Works on copies: the caller's data never changes.
-    An odd-sized batch has one row fewer mirrored than kept.
+    ``flip_indices`` pairs are swapped (the layout's flip rule,
+    :meth:`facekeypoints.layout.KeypointLayout.flip_targets` and ``mirror_images``). Works
+    on copies: the caller's data never changes. An odd-sized batch has one row fewer
+    mirrored than kept.
 
     Parameters
     ----------
@@ -226,6 +400,16 @@ class FlipBatchIterator(BatchIterator):
         Visit the rows in a new random order on every pass.
     random_state : int, optional
         Seed for shuffling and for choosing the rows to mirror.
+    layout : KeypointLayout, optional
+        The targets' layout (a subset's, for fewer keypoints): its flip pairs replace
+        ``flip_indices``, which is then left at its default.
+
+    Raises
+    ------
+    ValueError
+        For flip pairs that are not pairs of column indices (or share a column), a
+        ``layout`` that is not one, or both ``layout`` and other ``flip_indices``; and
+        for the settings :class:`BatchIterator` checks.
 
     Examples
     --------
@@ -242,11 +426,51 @@ class FlipBatchIterator(BatchIterator):
     [-0.5, 0.2, 0.5, 0.1]
     """
 
+    layout = None       # the default, also for iterators pickled before it was a parameter
+
     def __init__(self, batch_size: int = 128,
                  flip_indices: Sequence[tuple[int, int]] = FLIP_INDICES,
-                 shuffle: bool = False, random_state: int | None = None) -> None:
+                 shuffle: bool = False, random_state: int | None = None,
+                 layout: KeypointLayout | None = None) -> None:
         super().__init__(batch_size, shuffle=shuffle, random_state=random_state)
         self.flip_indices = flip_indices
+        self.layout = layout
+        self.flip_pairs()                     # checked here, once
+
+    def flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        """The column pairs this iterator swaps: the layout's, else ``flip_indices``.
+
+        Returns
+        -------
+        tuple of (int, int)
+            Column-index pairs.
+
+        Raises
+        ------
+        ValueError
+            As the constructor does.
+        """
+        layout = _as_layout(self.layout)
+        pairs = _check_flip_indices(self.flip_indices)
+        if layout is None:
+            return pairs
+        if pairs not in (tuple(FLIP_INDICES), layout.column_flip_pairs):
+            raise ValueError("give the flip pairs once: layout= (its pairs) or flip_indices=, "
+                             "not both")
+        return layout.column_flip_pairs
+
+    def _permutation(self, n_columns, device):
+        """The flip permutation as a tensor on ``device``, made once per bound iterator."""
+        cache = vars(self).setdefault("_permutations", {})
+        key = (n_columns, str(device))
+        if key not in cache:
+            layout = _as_layout(self.layout)
+            if layout is not None and 2 * layout.n_keypoints != n_columns:
+                raise ValueError(f"targets have {n_columns} columns; the iterator's layout has "
+                                 f"{2 * layout.n_keypoints}")
+            perm = permutation_from_pairs(n_columns, self.flip_pairs())
+            cache[key] = torch.as_tensor(perm, device=device)
+        return cache[key]
 
     def transform(self, Xb: torch.Tensor, yb: torch.Tensor | None
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -272,24 +496,10 @@ class FlipBatchIterator(BatchIterator):
         chosen = chosen.to(Xb.device)
         mask = torch.zeros(n, dtype=torch.bool, device=Xb.device)
         mask[chosen] = True
-        Xb = torch.where(mask.view(-1, *([1] * (Xb.dim() - 1))), _mirror(Xb), Xb)
+        mirrored = (_as_layout(self.layout) or KAGGLE).mirror_images(Xb)
+        Xb = torch.where(mask.view(-1, *([1] * (Xb.dim() - 1))), mirrored, Xb)
         if yb is not None:
-            k = yb.shape[1]
-            sign = torch.ones(k, dtype=yb.dtype, device=yb.device)
-            sign[0::2] = -1
-            perm = torch.as_tensor(flip_permutation(k, self.flip_indices), device=yb.device)
-            flipped = yb[:, perm] * sign
+            flipped = flip_columns(yb, self._permutation(yb.shape[1], yb.device))
             yb = torch.where(mask.view(-1, 1), flipped, yb)
         return Xb, yb
 
-
-def _mirror(Xb):
-    """Reverse images along the width, for (n, c, h, w) or flat (n, 96*96) batches."""
-    if Xb.dim() == 4:
-        return Xb.flip(-1)
-    if Xb.dim() == 2:
-        side = int(round(Xb.shape[1] ** 0.5))
-        if side * side != Xb.shape[1]:
-            raise ValueError(f"cannot mirror flat rows of {Xb.shape[1]} values: not a square image")
-        return Xb.reshape(-1, side, side).flip(-1).reshape(Xb.shape)
-    raise ValueError(f"cannot mirror a batch of shape {tuple(Xb.shape)}")

@@ -1,5 +1,9 @@
 """The old recipe's layer vocabulary, turned into torch modules.
 
+Each layer kind registers itself (:func:`facekeypoints.registry.register_layer`), so
+layer lists may name it and model files save it; register a :class:`LayerSpec` subclass
+of your own the same way.
+
 ``layers=[('input', InputLayer), ('conv1', Conv2DLayer), ...]`` plus keywords such as
 ``conv1_num_filters=32`` describe a stack; :func:`build_stack` turns it into a
 :class:`LayerStack` with Lasagne's defaults (ReLU, Glorot-uniform weights, zero biases,
@@ -27,6 +31,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from .registry import LAYERS, register_layer
 
 __all__ = [
     "BatchNormLayer", "Conv2DLayer", "DenseLayer", "DropoutLayer", "InputLayer", "LAYER_TYPES",
@@ -186,6 +192,7 @@ class LayerSpec:
                              f"{', '.join(f'{layer_name}_{k}=...' for k in missing)}")
 
 
+@register_layer
 class InputLayer(LayerSpec):
     """Declare the input shape, e.g. ``input_shape=(None, 1, 96, 96)``.
 
@@ -201,6 +208,7 @@ class InputLayer(LayerSpec):
     params = {"shape": None}
 
 
+@register_layer
 class Conv2DLayer(LayerSpec):
     """2-D convolution followed by its nonlinearity; valid padding and stride 1 by default.
 
@@ -261,6 +269,7 @@ class Conv2DLayer(LayerSpec):
         return nn.Sequential(conv, _activation(kw["nonlinearity"])), (kw["num_filters"], *out)
 
 
+@register_layer
 class MaxPool2DLayer(LayerSpec):
     """Max pooling; the stride defaults to the pool size, partial windows ignored.
 
@@ -304,6 +313,7 @@ class MaxPool2DLayer(LayerSpec):
         return nn.MaxPool2d(size, stride), (in_shape[0], *out)
 
 
+@register_layer
 class DenseLayer(LayerSpec):
     """Fully connected layer followed by its nonlinearity; flattens a multi-dimensional input.
 
@@ -352,6 +362,7 @@ class DenseLayer(LayerSpec):
         return nn.Sequential(*modules), (kw["num_units"],)
 
 
+@register_layer
 class DropoutLayer(LayerSpec):
     """Inverted dropout with drop probability ``p``; off at evaluation.
 
@@ -422,6 +433,7 @@ class _BatchNorm2d(_NoCounter, nn.BatchNorm2d):
     """``nn.BatchNorm2d`` without the batch counter (see :class:`_NoCounter`)."""
 
 
+@register_layer
 class BatchNormLayer(LayerSpec):
     """Batch normalisation over every axis but the channels, then its nonlinearity.
 
@@ -500,9 +512,9 @@ class BatchNormLayer(LayerSpec):
         return nn.Sequential(norm, _activation(kw["nonlinearity"])), tuple(in_shape)
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in
-               (InputLayer, Conv2DLayer, MaxPool2DLayer, DenseLayer, DropoutLayer,
-                BatchNormLayer)}
+#: The layer kinds by name: every class decorated with
+#: :func:`~facekeypoints.registry.register_layer` (the built-in ones above, and yours).
+LAYER_TYPES = LAYERS
 
 
 def _conv_out(size, kernel, stride, pad):

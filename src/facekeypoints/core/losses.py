@@ -19,6 +19,9 @@ would be NaN). A batch in which some keypoint column has no label works; a batch
 at all gives a loss of 0 that still backpropagates (zero gradients). The loss is computed in
 float32 even when the prediction comes from a bfloat16 autocast region.
 
+Each criterion registers itself (:func:`facekeypoints.registry.register_criterion`), which is
+what lets model files name it; register a loss of your own the same way to save it.
+
 Every criterion here is in the net's scaled units, (pixel - 48) / 48: an MSE loss ``L`` is an
 RMSE of ``sqrt(L) * 48`` pixels (:func:`facekeypoints.metrics.rmse_px`).
 
@@ -41,6 +44,7 @@ import torch
 from torch import nn
 
 from .metrics import PIXELS_PER_UNIT
+from .registry import CRITERIA_REGISTRY, register_criterion
 
 __all__ = ["CRITERIA", "MaskedL1Loss", "MaskedLoss", "MaskedMSELoss", "WING_CURVATURE",
            "WING_WIDTH", "WingLoss", "get_criterion", "ignores_nan", "is_mse"]
@@ -130,6 +134,7 @@ class MaskedLoss(nn.Module):
         return {}
 
 
+@register_criterion
 class MaskedMSELoss(MaskedLoss):
     """Mean squared error over the labelled targets; NaN targets are ignored.
 
@@ -161,6 +166,7 @@ class MaskedMSELoss(MaskedLoss):
         return error * error
 
 
+@register_criterion
 class MaskedL1Loss(MaskedLoss):
     """Mean absolute error over the labelled targets; NaN targets are ignored.
 
@@ -191,6 +197,7 @@ class MaskedL1Loss(MaskedLoss):
         return error.abs()
 
 
+@register_criterion
 class WingLoss(MaskedLoss):
     """Wing loss (Feng et al., CVPR 2018) over the labelled targets; NaN targets are ignored.
 
@@ -277,6 +284,12 @@ class WingLoss(MaskedLoss):
         return f"width={self.width:g}, curvature={self.curvature:g}"
 
 
+# torch's own losses that model files may name, with their default settings only (their
+# parameters include tensors, such as CrossEntropyLoss's class weights).
+for _torch_loss in (nn.MSELoss, nn.L1Loss, nn.CrossEntropyLoss):
+    register_criterion(_torch_loss, fixed=True)
+del _torch_loss
+
 #: The criteria by short name, as ``NeuralNet(criterion='wing')`` and ``--set criterion=wing``
 #: take them (the class names work too).
 CRITERIA = {"mse": MaskedMSELoss, "l1": MaskedL1Loss, "wing": WingLoss}
@@ -289,12 +302,14 @@ def get_criterion(name: str) -> type[MaskedLoss]:
     ----------
     name : str
         ``'mse'``, ``'l1'`` or ``'wing'`` (any case), or a class name such as
-        ``'MaskedMSELoss'`` or ``'WingLoss'``.
+        ``'MaskedMSELoss'`` or ``'WingLoss'``, or the name a loss of your own is registered
+        under (:func:`facekeypoints.registry.register_criterion`).
 
     Returns
     -------
     type
-        :class:`MaskedMSELoss`, :class:`MaskedL1Loss` or :class:`WingLoss`.
+        :class:`MaskedMSELoss`, :class:`MaskedL1Loss`, :class:`WingLoss` or the registered
+        class.
 
     Raises
     ------
@@ -313,6 +328,9 @@ def get_criterion(name: str) -> type[MaskedLoss]:
         for cls in CRITERIA.values():
             if key == cls.__name__:
                 return cls
+        registered = CRITERIA_REGISTRY.get(key)
+        if registered is not None and key not in CRITERIA_REGISTRY.fixed_kinds():
+            return registered                    # a loss of your own, registered by name
     names = ", ".join([*CRITERIA, *(c.__name__ for c in CRITERIA.values())])
     raise ValueError(f"unknown criterion {name!r}; use one of {names}, or pass a "
                      "torch.nn.Module class or instance")

@@ -3,8 +3,11 @@
 A model file is a torch archive holding only tensors and strings, read back with
 ``torch.load(weights_only=True)``, which refuses anything that could run code. The net is
 rebuilt from the JSON config (layer list, layer keywords, update rule, hyperparameters, the
-criterion by name from a fixed list) and the weights are loaded into it. Writes are atomic: a
-crash never leaves half a model where a good one was.
+batch iterators and the criterion as their registered kind plus constructor parameters, the
+keypoint layout) and the weights are loaded into it. Only kinds registered in the reading
+process can be named (:mod:`facekeypoints.registry`: the built-in ones and any a user
+decorated), and each is rebuilt through its constructor, which checks the values. Writes are
+atomic: a crash never leaves half a model where a good one was.
 
 Examples
 --------
@@ -34,15 +37,16 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import augment  # noqa: F401 - registers the built-in iterators (augment imports iterators)
 from ._json import jsonable
 from ._safe_io import atomic_torch_save, load_archive, seal
-from .augment import PADDING_MODES, AffineBatchIterator
-from .iterators import BatchIterator, FlipBatchIterator
 from .layers import (LAYER_TYPES, NONLINEARITIES, InputLayer, build_stack, layer_class,
                      nonlinearity_name, split_layer_params)
-from .losses import MaskedL1Loss, MaskedLoss, MaskedMSELoss, WingLoss, get_criterion
+from .layout import KeypointLayout
+from .losses import MaskedMSELoss, get_criterion
 from .precision import PRECISIONS
 from .progress import EpochProgress
+from .registry import CRITERIA_REGISTRY, ITERATORS, parameter_names
 from .schedules import Schedule
 from .updates import UPDATES
 
@@ -65,15 +69,7 @@ _SEALED_SINCE = 2
 # ``training``. A model file whose config has any other key is refused.
 _MODEL_CONFIG_KEYS = ("batch_iterators", "layers", "layer_kwargs", "update", "hyperparameters",
                       "regression", "max_epochs", "eval_size", "columns", "precision",
-                      "criterion", "tta")
-_ITERATOR_KINDS = {"BatchIterator": BatchIterator, "FlipBatchIterator": FlipBatchIterator,
-                   "AffineBatchIterator": AffineBatchIterator}
-# AffineBatchIterator's settings beyond FlipBatchIterator's, with their checks.
-_AFFINE_KEYS = {"rotate": lambda v: _is_number(v) and 0 <= v <= 180,
-                "scale": lambda v: _is_number(v) and 0 <= v < 1,
-                "shift": lambda v: _is_number(v) and v >= 0,
-                "flip": lambda v: isinstance(v, bool),
-                "padding_mode": lambda v: v in PADDING_MODES}
+                      "criterion", "tta", "layout")
 _LAYER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _HYPERPARAMETER = re.compile(r"update_[A-Za-z][A-Za-z0-9_]*\Z")
 _MAX_SIZE = 2**31 - 1       # the largest layer size, stride or batch size a config may name
@@ -180,21 +176,28 @@ def _model_config(net):
         "criterion": _criterion_config(net),
         # predict's default: flip test-time augmentation or not
         "tta": bool(getattr(net, "tta", False)),
+        **_layout_config(net),
     }
 
 
+def _layout_config(net):
+    """``{'layout': ...}`` for a net with a keypoint layout; nothing for one without (as
+    files written before layouts were saved)."""
+    layout = getattr(net, "layout", None)
+    if layout is None:
+        return {}
+    if not isinstance(layout, KeypointLayout):
+        raise ValueError(f"the net's layout {layout!r} is not a facekeypoints.layout."
+                         "KeypointLayout, so it cannot be saved")
+    return {"layout": layout.to_dict()}
+
+
 def _criteria():
-    """The criteria a model file may name: this package's and a few of torch's, by class
-    name (a whitelist: a file never names code to run)."""
-    import torch
+    """The criteria a model file may name: the registered ones (a whitelist: a file never
+    names code to run)."""
+    import torch  # noqa: F401 - losses registers torch's own losses when it is imported
 
-    return {cls.__name__: cls for cls in (MaskedMSELoss, MaskedL1Loss, WingLoss,
-                                          torch.nn.MSELoss, torch.nn.L1Loss,
-                                          torch.nn.CrossEntropyLoss)}
-
-
-#: Parameters a model file records for each criterion (the rest have none).
-_CRITERION_PARAMS = {"WingLoss": ("width", "curvature")}
+    return CRITERIA_REGISTRY
 
 
 def _criterion_config(net):
@@ -220,19 +223,24 @@ def _criterion_config(net):
         else:
             criterion = spec
     criterion = getattr(criterion, "_orig_mod", criterion)       # under torch.compile
-    name = type(criterion).__name__
-    plain = {"reduction": "mean", "weight": None, "ignore_index": -100,
-             "label_smoothing": 0.0}
-    unusual = [k for k, v in plain.items() if hasattr(criterion, k) and not (
-        getattr(criterion, k) is None if v is None else getattr(criterion, k) == v)]
-    if known.get(name) is not type(criterion) or unusual:
-        what = f" with {', '.join(unusual)} set" if unusual else ""
-        shown = criterion.__name__ if isinstance(criterion, type) else name
-        raise ValueError(f"criterion {shown}{what} cannot be saved in a safe model file; "
-                         f"use one of {', '.join(sorted(known))} (default settings but "
-                         "WingLoss's width and curvature)")
-    params = criterion.get_params() if isinstance(criterion, MaskedLoss) else {}
-    return {"name": name, "params": {k: float(v) for k, v in params.items()}}
+    name = known.name_of(criterion)
+    shown = criterion.__name__ if isinstance(criterion, type) else type(criterion).__name__
+    advice = (f"use one of {', '.join(sorted(known))}, or register yours with "
+              "facekeypoints.registry.register_criterion")
+    if name is None or isinstance(criterion, type):
+        raise ValueError(f"criterion {shown} cannot be saved in a safe model file; {advice}")
+    try:
+        described = known.describe(criterion)
+    except ValueError as exc:
+        raise ValueError(f"criterion {exc.args[0].split(' cannot be described')[0]} cannot be "
+                         f"saved in a safe model file; {advice} (default settings)") from None
+    params = {k: v for k, v in described.items() if k != "kind"}
+    try:
+        params = {k: float(v) if isinstance(v, float) else jsonable(v) for k, v in params.items()}
+    except TypeError:
+        raise ValueError(f"criterion {name}'s parameters {params} cannot be written to a JSON "
+                         "config") from None
+    return {"name": name, "params": params}
 
 
 def _training_config(net):
@@ -274,31 +282,59 @@ def _describe_callback(item):
 
 
 def _iterator_config(iterator):
-    """Built-in iterators by kind and batch size; anything else falls back to the default."""
-    if type(iterator) not in _ITERATOR_KINDS.values():
+    """A registered iterator as ``{'kind': name, **parameters}`` (parameters at their
+    constructor's defaults left out); an unregistered one falls back to the default (None)."""
+    if iterator is None or ITERATORS.name_of(iterator) is None:
         return None
-    config = {"kind": type(iterator).__name__, "batch_size": int(iterator.batch_size)}
-    if iterator.shuffle:
-        config["shuffle"] = True
-    if isinstance(iterator, FlipBatchIterator):
-        config["flip_indices"] = [list(map(int, pair)) for pair in iterator.flip_indices]
-    if isinstance(iterator, AffineBatchIterator):
-        config.update(rotate=float(iterator.rotate), scale=float(iterator.scale),
-                      shift=float(iterator.shift), flip=bool(iterator.flip),
-                      padding_mode=str(iterator.padding_mode))
-    return config
+    config = ITERATORS.describe(iterator)
+    defaults = _defaults(type(iterator))
+    out = {"kind": config.pop("kind")}
+    for key, value in config.items():
+        if key in defaults and _same(value, defaults[key]):
+            continue
+        try:
+            out[key] = _encode(value)
+        except TypeError:
+            raise ValueError(f"the batch iterator {out['kind']}'s {key}={value!r} cannot be "
+                             "written to a JSON config") from None
+    return out
+
+
+def _defaults(cls):
+    import inspect
+
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in signature.parameters.items()
+            if k in parameter_names(cls) and p.default is not p.empty}
+
+
+def _same(a, b):
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - values without a plain ==
+        return False
+
+
+def _encode(value):
+    """JSON for a parameter value; a keypoint layout as ``{'layout': layout.to_dict()}``."""
+    if isinstance(value, KeypointLayout):
+        return {"layout": value.to_dict()}
+    return jsonable(value)
+
+
+def _decode(value):
+    if isinstance(value, dict) and set(value) == {"layout"}:
+        return KeypointLayout.from_dict(value["layout"])
+    return value
 
 
 def _iterator_from_config(config):
     if not config:
         return None
-    kwargs = {"batch_size": int(config["batch_size"])}
-    if config.get("shuffle"):
-        kwargs["shuffle"] = True
-    if "flip_indices" in config:
-        kwargs["flip_indices"] = [tuple(pair) for pair in config["flip_indices"]]
-    kwargs.update({key: config[key] for key in _AFFINE_KEYS if key in config})
-    return _ITERATOR_KINDS[config["kind"]](**kwargs)
+    return ITERATORS.build({k: _decode(v) for k, v in config.items()})
 
 
 # -------------------------------------------------------------------------------------------
@@ -347,7 +383,8 @@ def _valid_layer_value(param, value):
         return _is_number(value) and value > 0
     if param == "alpha":
         return _is_number(value) and 0 < value <= 1
-    return False
+    # a registered layer kind's own parameter: plain JSON, which its build then checks
+    return _plain_json(value)
 
 
 def _reserved_keywords():
@@ -433,6 +470,12 @@ def _check_config(config, strict):
                                  "which facekeypoints never writes")
     if "criterion" in config:
         _check_criterion_config(config["criterion"])
+    if config.get("layout") is not None:
+        try:
+            KeypointLayout.from_dict(config["layout"])
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ModelFileError(f"the model config's 'layout' is not a keypoint layout "
+                                 f"({_one_line(exc)})") from None
     iterators = config.get("batch_iterators") or {}
     if not isinstance(iterators, dict) or set(iterators) - {"train", "test"}:
         raise ModelFileError("the model config's 'batch_iterators' is not "
@@ -452,36 +495,58 @@ def _check_criterion_config(config):
     if not isinstance(name, str) or name not in known:
         raise ModelFileError(f"the model config names an unknown criterion {str(name)[:60]!r}; "
                              f"known: {', '.join(sorted(known))}")
-    allowed = _CRITERION_PARAMS.get(name, ())
-    for key, value in config["params"].items():
-        if key not in allowed or not (_is_number(value) and value > 0):
-            raise ModelFileError(f"the model config's criterion {name} has a parameter "
-                                 f"{str(key)[:40]!r} = {str(value)[:40]}, which facekeypoints "
-                                 f"never writes (it takes {', '.join(allowed) or 'none'})")
+    params = config["params"]
+    problem = None
+    if not all(_plain_json(v) for v in params.values()):
+        problem = "values that are not plain JSON"
+    elif params and name in known.fixed_kinds():
+        problem = "no parameters (it is saved with its default settings)"
+    else:
+        try:
+            known[name](**params)              # its constructor checks the values
+        except (TypeError, ValueError) as exc:
+            problem = _one_line(exc)
+    if problem is not None:
+        shown = " and ".join(f"a parameter {str(k)[:40]!r} = {str(v)[:40]}"
+                             for k, v in params.items())
+        raise ModelFileError(f"the model config's criterion {name} has {shown}, which "
+                             f"facekeypoints never writes ({problem})")
 
 
 def _check_iterator_config(which, config):
+    """The iterator must be a registered kind its constructor accepts with these values."""
     if config is None:
         return
-    if not isinstance(config, dict) or config.get("kind") not in _ITERATOR_KINDS:
-        kind = config.get("kind") if isinstance(config, dict) else config
+    kind = config.get("kind") if isinstance(config, dict) else config
+    if not isinstance(config, dict) or ITERATORS.get(kind) is None:
         raise ModelFileError(f"the model config names an unknown batch iterator "
-                             f"{str(kind)[:60]!r}; known: {', '.join(_ITERATOR_KINDS)}")
-    pairs = config.get("flip_indices", [])
-    allowed = {"kind", "batch_size", "shuffle", "flip_indices"}
-    if config["kind"] == "AffineBatchIterator":
-        allowed |= set(_AFFINE_KEYS)
-    if (set(config) - allowed
-            or not isinstance(config.get("shuffle", False), bool)
-            or not all(check(config[key]) for key, check in _AFFINE_KEYS.items()
-                       if key in config)
-            or not _is_int(config.get("batch_size"))
-            or not isinstance(pairs, list)
-            or not all(isinstance(p, list) and len(p) == 2
-                       and all(_is_int(i, low=0) for i in p) for p in pairs)):
+                             f"{str(kind)[:60]!r}; known: {', '.join(ITERATORS)}")
+    if not all(_plain_json(v) for v in config.values()):
         raise ModelFileError(f"the model config's {which} batch iterator is not "
-                             "{'kind', 'batch_size'[, 'shuffle', 'flip_indices', the "
-                             "AffineBatchIterator settings]} as facekeypoints writes it")
+                             "{'kind': ..., its parameters} as facekeypoints writes it")
+    try:
+        _iterator_from_config(config)
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"the model config's {which} batch iterator is not what "
+                             f"facekeypoints writes: {_one_line(exc)}") from None
+
+
+def _plain_json(value, depth=0):
+    if depth > 4:
+        return False
+    if value is None or isinstance(value, (bool, str)):
+        return True
+    if isinstance(value, (int, float)):
+        return _is_number(value)
+    if isinstance(value, list):
+        return all(_plain_json(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_json(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())[:300]
 
 
 def _layer_list(config):
@@ -589,14 +654,26 @@ def build_net(config: dict[str, Any], **overrides: Any) -> NeuralNet:
     if criterion is not None:
         params["criterion"] = _criteria()[criterion["name"]]
         params.update({f"criterion__{k}": v for k, v in criterion["params"].items()})
+    layout = config.get("layout")
+    if layout is not None:
+        params["layout"] = KeypointLayout.from_dict(layout)
     params.update(overrides)
-    net = NeuralNet(**params)
+    net = _make_net(NeuralNet, params)
     try:
         net.update_hyperparameters()
     except ValueError as exc:
         raise ModelFileError(f"the model config's hyperparameters do not fit its update rule "
                              f"({exc})") from None
     return net
+
+
+def _make_net(cls, params):
+    """``cls(**params)``, leaving out a ``layout`` while the class does not take one."""
+    import inspect
+
+    if "layout" in params and "layout" not in inspect.signature(cls.__init__).parameters:
+        params = {k: v for k, v in params.items() if k != "layout"}
+    return cls(**params)
 
 
 def save_model(net: NeuralNet, path: str | os.PathLike[str], history: bool = True) -> Path:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 PRECISIONS = ("32", "bf16", "auto")
 
-__all__ = ["PRECISIONS", "cpu_bf16_flags", "native_bf16", "resolve_precision", "autocast"]
+__all__ = ["PRECISIONS", "cpu_bf16_flags", "cpu_model", "native_bf16", "resolve_precision",
+           "autocast"]
 
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -36,6 +37,27 @@ def cpu_bf16_flags() -> tuple[str, ...]:
         return _bf16_flags_in(Path("/proc/cpuinfo").read_text())
     except OSError:
         return ()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name, as benchmarks print it beside every figure.
+
+    Returns
+    -------
+    str
+        ``model name`` from ``/proc/cpuinfo`` on Linux (e.g. ``'AMD EPYC'``), else what
+        :func:`platform.processor` says, else ``'unknown CPU'``.
+    """
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _bf16_flags_in(cpuinfo: str) -> tuple[str, ...]:

@@ -3,6 +3,16 @@
 Each takes keyword overrides (``net4(max_epochs=50, verbose=0)``). Schedules are named
 callbacks, so ``set_params(callbacks__adjust_lr__stop=1e-3)`` works.
 
+Presets register themselves with the :func:`preset` decorator; :func:`get` builds any
+registered one by name (your own too), and ``NETS`` is the built-in ones, in order::
+
+    @fk.presets.preset
+    def tiny(**overrides):
+        '''A small net for smoke tests.'''
+        return fk.NeuralNet(layers=[...], **overrides)
+
+    fk.presets.get("tiny", max_epochs=2)
+
 Every preset is a regression net with ``verbose=1`` on ``(None, 1, 96, 96)`` inputs (net1:
 flat 9,216 pixels) and 30 linear outputs. net1..net7 train with Nesterov momentum;
 ``modern`` is the post-2014 design: BatchNorm conv blocks, AdamW, a warm-up and cosine decay.
@@ -16,7 +26,9 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .augment import AffineBatchIterator
 from .callbacks import AdjustVariable, EarlyStopping
@@ -24,14 +36,71 @@ from .iterators import FlipBatchIterator
 from .layers import (BatchNormLayer, Conv2DLayer, DenseLayer, DropoutLayer, InputLayer,
                      MaxPool2DLayer)
 from .net import NeuralNet
+from .registry import PRESETS, register_preset
 from .schedules import cosine, warmup
 from .shared import float32, read_value, shared
 from .updates import adamw
 
-__all__ = ["NETS", "get", "modern", "modern_schedule", "net1", "net2", "net3", "net4", "net5",
-           "net6", "net7"]
+__all__ = ["NETS", "available", "get", "modern", "modern_schedule", "net1", "net2", "net3",
+           "net4", "net5", "net6", "net7", "preset"]
 
-NETS = ("net1", "net2", "net3", "net4", "net5", "net6", "net7", "modern")
+F = TypeVar("F", bound=Callable[..., NeuralNet])
+
+# The docstring sections every preset shares; :func:`preset` adds them.
+_OVERRIDES_DOC = """
+    Parameters
+    ----------
+    **overrides
+        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
+        value, ...); each replaces the preset's value.
+
+    Returns
+    -------
+    NeuralNet
+        A fresh, unfitted net.
+"""
+
+
+def preset(factory: F | None = None, *, name: str | None = None) -> F:
+    """Decorator: register a preset and give its docstring the shared ``**overrides`` part.
+
+    The ``Parameters`` and ``Returns`` sections are added before an ``Examples`` section
+    (or at the end). :func:`get` then builds it by name.
+
+    Parameters
+    ----------
+    factory : callable, optional
+        ``factory(**overrides) -> NeuralNet``.
+    name : str, optional
+        The name :func:`get` and the command line use (default: the function's name).
+
+    Returns
+    -------
+    callable
+        ``factory`` (registered, docstring completed), or a decorator when called with
+        ``name=`` only.
+
+    Examples
+    --------
+    >>> import facekeypoints as fk
+    >>> from facekeypoints.layers import DenseLayer, InputLayer
+    >>> @fk.presets.preset(name="doc_tiny")
+    ... def tiny(**overrides):
+    ...     '''One dense layer on 4 inputs.'''
+    ...     return fk.NeuralNet(layers=[("input", InputLayer), ("output", DenseLayer)],
+    ...                         input_shape=(None, 4), output_num_units=2, **overrides)
+    >>> fk.presets.get("doc_tiny", max_epochs=3).max_epochs
+    3
+    """
+    if factory is None:
+        return lambda f: preset(f, name=name)
+    doc = inspect.cleandoc(factory.__doc__ or "")
+    if "**overrides" not in doc:
+        head, sep, tail = doc.partition("\nExamples\n--------\n")
+        shared_part = inspect.cleandoc(_OVERRIDES_DOC)
+        doc = f"{head.rstrip()}\n\n{shared_part}\n" + (f"\n{sep.lstrip()}{tail}" if sep else "")
+        factory.__doc__ = doc
+    return register_preset(factory, name=name)
 
 
 def _conv_architecture(hidden_units=500, dropout=False):
@@ -68,24 +137,16 @@ def _schedule():
 def _make(layers, kwargs, overrides):
     params = dict(regression=True, verbose=1, **kwargs)
     params.update(overrides)
+    if params.get("callbacks") is None:   # a list, so net.callbacks.append(...) works on all
+        params["callbacks"] = []
     return NeuralNet(layers=layers, **params)
 
 
+@preset
 def net1(**overrides: Any) -> NeuralNet:
     """Build net1: 100 hidden units on the flat 9,216 pixels; fixed lr 0.01 / momentum 0.9.
 
     Up to 400 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     layers = [("input", InputLayer), ("hidden", DenseLayer), ("output", DenseLayer)]
     kwargs = dict(input_shape=(None, 9216), hidden_num_units=100, output_num_units=30,
@@ -94,42 +155,22 @@ def net1(**overrides: Any) -> NeuralNet:
     return _make(layers, kwargs, overrides)
 
 
+@preset
 def net2(**overrides: Any) -> NeuralNet:
     """Build net2: three conv/pool stages, two dense layers of 500; fixed lr 0.01, momentum 0.9.
 
     Conv 32@3x3, 64@2x2 and 128@2x2, each followed by a 2x2 max-pool; up to 1,000 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     layers, kwargs = _conv_architecture()
     kwargs.update(update_learning_rate=0.01, update_momentum=0.9, max_epochs=1000)
     return _make(layers, kwargs, overrides)
 
 
+@preset
 def net3(**overrides: Any) -> NeuralNet:
     """Build net3: net2 with flipped training batches.
 
     Training batches come from a ``FlipBatchIterator(batch_size=128)``; up to 3,000 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     layers, kwargs = _conv_architecture()
     kwargs.update(update_learning_rate=0.01, update_momentum=0.9, max_epochs=3000,
@@ -137,43 +178,23 @@ def net3(**overrides: Any) -> NeuralNet:
     return _make(layers, kwargs, overrides)
 
 
+@preset
 def net4(**overrides: Any) -> NeuralNet:
     """Build net4: net2 with the linear learning-rate and momentum schedule.
 
     The learning rate falls from 0.03 to 0.0001 and the momentum rises from 0.9 to 0.999
     (callbacks ``adjust_lr`` and ``adjust_momentum``); up to 3,000 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     layers, kwargs = _conv_architecture()
     kwargs.update(max_epochs=3000, **_schedule())
     return _make(layers, kwargs, overrides)
 
 
+@preset
 def net5(**overrides: Any) -> NeuralNet:
     """Build net5: net4 with flipped training batches.
 
     Up to 3,000 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     layers, kwargs = _conv_architecture()
     kwargs.update(max_epochs=3000, batch_iterator_train=FlipBatchIterator(batch_size=128),
@@ -190,39 +211,19 @@ def _dropout_net(hidden_units, max_epochs, overrides):
     return _make(layers, kwargs, overrides)
 
 
+@preset
 def net6(**overrides: Any) -> NeuralNet:
     """Build net6: net5 with dropout (0.1/0.2/0.3 after the pools, 0.5 after hidden4).
 
     Early stopping (callback ``early_stopping``) waits 200 epochs for a better validation
     loss; up to 3,000 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     return _dropout_net(500, 3000, overrides)
 
 
+@preset
 def net7(**overrides: Any) -> NeuralNet:
     """Build net7: net6 with 1,000-unit hidden layers, trained up to 10,000 epochs.
-
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=50``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
     """
     return _dropout_net(1000, 10000, overrides)
 
@@ -278,6 +279,7 @@ def modern_schedule(peak: float = 2e-3, max_epochs: int = 40, warmup_epochs: int
     return warmup(fraction, cosine(peak, peak / 1000), start=peak / 10)
 
 
+@preset
 def modern(**overrides: Any) -> NeuralNet:
     """Build modern: BatchNorm conv blocks, AdamW, warm-up + cosine; affine aug, flips, TTA.
 
@@ -307,19 +309,9 @@ def modern(**overrides: Any) -> NeuralNet:
     (3.6 px on the held-out faces) by its third epoch (2.1 px), where net5 needs 14 epochs
     of batch 16 and net4 30 or more of batch 128; 0.91 px after 46 epochs (4 minutes).
 
-    Parameters
-    ----------
-    **overrides
-        Any ``NeuralNet`` keyword (``max_epochs=20``, ``verbose=0``, a ``<layer>_<param>``
-        value, ...); each replaces the preset's value. ``max_epochs`` and a numeric
-        ``update_learning_rate`` (the peak) given here shape the schedule too; after
-        construction, change it with ``set_params(callbacks__adjust_lr__schedule=
-        modern_schedule(...))``.
-
-    Returns
-    -------
-    NeuralNet
-        A fresh, unfitted net.
+    ``max_epochs`` and a numeric ``update_learning_rate`` (the peak) given as overrides
+    shape the schedule too; after construction, change it with
+    ``set_params(callbacks__adjust_lr__schedule=modern_schedule(...))``.
 
     Examples
     --------
@@ -352,13 +344,31 @@ def modern(**overrides: Any) -> NeuralNet:
     return _make(layers, kwargs, overrides)
 
 
+def available() -> tuple[str, ...]:
+    """The names of every registered preset: the built-in ones, then yours, in order.
+
+    Returns
+    -------
+    tuple of str
+        Names :func:`get` takes.
+
+    Examples
+    --------
+    >>> from facekeypoints import presets
+    >>> presets.available()[:3]
+    ('net1', 'net2', 'net3')
+    """
+    return tuple(PRESETS)
+
+
 def get(name: str, **overrides: Any) -> NeuralNet:
-    """Build a preset by name.
+    """Build a registered preset by name.
 
     Parameters
     ----------
     name : str
-        One of ``NETS``: ``'net1'`` .. ``'net7'``, ``'modern'``.
+        One of :func:`available`: ``'net1'`` .. ``'net7'``, ``'modern'``, or one registered
+        with :func:`preset`.
     **overrides
         ``NeuralNet`` keywords passed on to the preset.
 
@@ -370,7 +380,7 @@ def get(name: str, **overrides: Any) -> NeuralNet:
     Raises
     ------
     ValueError
-        If ``name`` is not a preset.
+        If ``name`` is not a registered preset.
 
     Examples
     --------
@@ -378,6 +388,13 @@ def get(name: str, **overrides: Any) -> NeuralNet:
     >>> presets.get("net1", max_epochs=5).max_epochs
     5
     """
-    if name not in NETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(NETS)}")
-    return globals()[name](**overrides)
+    factory = PRESETS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return factory(**overrides)
+
+
+#: The built-in presets' names, in order (what the command line offers): derived from the
+#: registry when this module is defined, so presets registered later are not in it (see
+#: :func:`available`).
+NETS = tuple(PRESETS)

@@ -24,7 +24,8 @@ import bisect
 import math
 from collections.abc import Callable
 
-__all__ = ["Schedule", "constant", "cosine", "exponential", "join", "linear", "warmup"]
+__all__ = ["Schedule", "constant", "cosine", "exponential", "join", "linear", "one_cycle",
+           "one_cycle_momentum", "warmup"]
 
 #: A piece of :class:`join`: the fraction of training it covers, and its schedule.
 Piece = tuple[float, Callable[[float], float]]
@@ -288,3 +289,97 @@ class warmup(Schedule):
 
     def __repr__(self):
         return f"warmup({self.fraction!r}, {self.then!r}, start={self.start!r})"
+
+
+class one_cycle(Schedule):
+    """The learning rate of fastai's ``fit_one_cycle``: up to ``lr_max``, then far below.
+
+    Half a cosine from ``lr_max / div`` up to ``lr_max`` over the first ``pct_start`` of
+    training, then half a cosine down to ``lr_max / (div * div_final)`` (fastai's defaults:
+    ``pct_start=0.25``, ``div=25``, ``div_final=1e5``). Pair it with
+    :class:`one_cycle_momentum`, which moves the momentum the opposite way::
+
+        fk.AdjustVariable('update_learning_rate', schedule=one_cycle(0.03))
+        fk.AdjustVariable('update_momentum', schedule=one_cycle_momentum())
+
+    Parameters
+    ----------
+    lr_max : float
+        The peak learning rate (> 0).
+    pct_start : float, default 0.25
+        The part of training spent rising, in (0, 1).
+    div : float, default 25.0
+        The first value is ``lr_max / div`` (>= 1).
+    div_final : float, default 1e5
+        The last value is ``lr_max / (div * div_final)`` (>= 1).
+
+    Raises
+    ------
+    ValueError
+        For values outside those ranges.
+
+    Examples
+    --------
+    >>> s = one_cycle(0.05, pct_start=0.25, div=25, div_final=1e4)
+    >>> [round(s(p), 8) for p in (0.0, 0.25, 1.0)]
+    [0.002, 0.05, 2e-07]
+    """
+
+    _fields = ("lr_max", "pct_start", "div", "div_final")
+
+    def __init__(self, lr_max: float, pct_start: float = 0.25, div: float = 25.0,
+                 div_final: float = 1e5):
+        self.lr_max, self.pct_start = float(lr_max), float(pct_start)
+        self.div, self.div_final = float(div), float(div_final)
+        if not (self.lr_max > 0 and 0 < self.pct_start < 1 and self.div >= 1
+                and self.div_final >= 1):
+            raise ValueError(f"one_cycle needs lr_max > 0, 0 < pct_start < 1, div >= 1 and "
+                             f"div_final >= 1; got {self!r}")
+        self._joined = join((self.pct_start, cosine(self.lr_max / self.div, self.lr_max)),
+                            (1 - self.pct_start,
+                             cosine(self.lr_max, self.lr_max / (self.div * self.div_final))))
+
+    def _at(self, progress):
+        return self._joined(progress)
+
+
+class one_cycle_momentum(Schedule):
+    """The momentum of fastai's ``fit_one_cycle``: down while the learning rate rises, back up.
+
+    Half a cosine from ``high`` to ``low`` over the first ``pct_start`` of training, then from
+    ``low`` back to ``high`` (fastai's ``moms=(0.95, 0.85, 0.95)``). Use the same
+    ``pct_start`` as the :class:`one_cycle` it goes with. For Adam-style rules, the momentum
+    is ``beta1`` (``update_beta1``).
+
+    Parameters
+    ----------
+    high : float, default 0.95
+        The momentum at the start and at the end.
+    low : float, default 0.85
+        The momentum at the learning rate's peak.
+    pct_start : float, default 0.25
+        The part of training spent going down, in (0, 1).
+
+    Raises
+    ------
+    ValueError
+        For ``pct_start`` outside (0, 1).
+
+    Examples
+    --------
+    >>> m = one_cycle_momentum()
+    >>> [round(m(p), 6) for p in (0.0, 0.25, 1.0)]
+    [0.95, 0.85, 0.95]
+    """
+
+    _fields = ("high", "low", "pct_start")
+
+    def __init__(self, high: float = 0.95, low: float = 0.85, pct_start: float = 0.25):
+        self.high, self.low, self.pct_start = float(high), float(low), float(pct_start)
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"one_cycle_momentum needs 0 < pct_start < 1, got {pct_start!r}")
+        self._joined = join((self.pct_start, cosine(self.high, self.low)),
+                            (1 - self.pct_start, cosine(self.low, self.high)))
+
+    def _at(self, progress):
+        return self._joined(progress)

@@ -23,26 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._suggest import did_you_mean
-from .metrics import IMAGE_SIDE
+from .layout import KAGGLE
 
-KEYPOINT_COLUMNS = (
-    "left_eye_center_x", "left_eye_center_y",
-    "right_eye_center_x", "right_eye_center_y",
-    "left_eye_inner_corner_x", "left_eye_inner_corner_y",
-    "left_eye_outer_corner_x", "left_eye_outer_corner_y",
-    "right_eye_inner_corner_x", "right_eye_inner_corner_y",
-    "right_eye_outer_corner_x", "right_eye_outer_corner_y",
-    "left_eyebrow_inner_end_x", "left_eyebrow_inner_end_y",
-    "left_eyebrow_outer_end_x", "left_eyebrow_outer_end_y",
-    "right_eyebrow_inner_end_x", "right_eyebrow_inner_end_y",
-    "right_eyebrow_outer_end_x", "right_eyebrow_outer_end_y",
-    "nose_tip_x", "nose_tip_y",
-    "mouth_left_corner_x", "mouth_left_corner_y",
-    "mouth_right_corner_x", "mouth_right_corner_y",
-    "mouth_center_top_lip_x", "mouth_center_top_lip_y",
-    "mouth_center_bottom_lip_x", "mouth_center_bottom_lip_y",
-)
+#: The 30 keypoint columns in Kaggle's order: the Kaggle layout's (``layout.KAGGLE.columns``).
+KEYPOINT_COLUMNS = KAGGLE.columns
 
+IMAGE_SIDE = KAGGLE.image_side
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 
 _ROWS_PER_CHUNK = 16             # ~0.5 MB of text per chunk: the byte arithmetic stays in cache
@@ -50,7 +36,20 @@ _MISSING = {"", "nan", "na", "n/a", "null", "none"}   # what pandas would also r
 
 
 class DataFormatError(ValueError):
-    """A file that is not in the Kaggle CSV format; the message says where, and how to fix it."""
+    """A file that is not in the Kaggle CSV format; the message says where, and how to fix it.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, where, and the fix in Python words (``cols=``, ``test=True``).
+    cli : str, optional
+        The same message with the fix in command-line words (``--partial-labels``), kept as
+        ``cli_message``; the ``facekeypoints`` command prints it instead of ``message``.
+    """
+
+    def __init__(self, message="", *, cli=None):
+        super().__init__(message)
+        self.cli_message = cli
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,9 @@ def _decode(data, where):
     except UnicodeDecodeError as e:
         start = bytes(data[:4])
         if start == b"PK\x03\x04":
-            hint = "This is a zip archive: unzip it and pass the .csv inside"
+            hint = ("This is a zip archive: unzip it and pass the .csv inside, or download it "
+                    "again: facekeypoints reads zip files, but this one has no zip directory, "
+                    "so it was cut short or is damaged")
         elif start[:2] in (b"\xff\xfe", b"\xfe\xff"):
             hint = ("It looks like UTF-16 (Excel's 'Unicode Text' or a PowerShell redirect): "
                     "re-save it as UTF-8 CSV")

@@ -1,6 +1,7 @@
 """The parsed-array cache: a Kaggle CSV parsed once, then read back as arrays, keyed by content.
 
-Private (``facekeypoints.data.read_csv(cache=True)`` uses it). Layout, under
+Private (``facekeypoints.data.read_csv(cache=True)`` uses it). A compressed file (``.zip``,
+``.gz``) is keyed by the archive's bytes and unpacked only on a miss. Layout, under
 ``cache_dir() / "parsed"``: ``<sha256 of the file>-v<_FORMAT>.npz`` holds the arrays, and a
 small per-path JSON note maps (size, mtime, ctime, inode) -> digest so that an unchanged file
 is not even re-read. An entry that cannot be read is treated as a miss and rewritten; a cache
@@ -15,8 +16,10 @@ import warnings
 
 import numpy as np
 
-from ._cache import cache_dir
+from ._archive import unpack
+from ._cache import cache_dir, write_problem
 from ._csv import KEYPOINT_COLUMNS, N_PIXELS, ParsedCSV, map_file, parse_bytes
+from ._json import dumps
 from ._safe_io import atomic_write
 
 _FORMAT = 1                      # bump when the cached layout changes: old entries are then ignored
@@ -37,7 +40,7 @@ def read_cached(path) -> ParsedCSV:
     digest = hashlib.sha256(raw).hexdigest()
     parsed = _load_entry(folder, digest)
     if parsed is None:
-        parsed = parse_bytes(raw, path.name)   # a bad file raises here: nothing is cached
+        parsed = parse_bytes(*unpack(raw, path.name))   # a bad file raises: nothing is cached
         _store(folder / f"{digest}-v{_FORMAT}.npz", lambda f: np.savez(
             f, images=parsed.images,
             keypoints=parsed.keypoints if parsed.keypoints is not None else np.zeros((0, 30)),
@@ -47,7 +50,7 @@ def read_cached(path) -> ParsedCSV:
     # Racy-stat rule (as git's): a file changed within the timestamp granularity of our read
     # could keep its stamp, so only remember stamps that were already old when we hashed.
     if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _STAT_TRUST_NS:
-        text = json.dumps({"path": str(path.resolve()), "stamp": stamp, "digest": digest})
+        text = dumps({"path": str(path.resolve()), "stamp": stamp, "digest": digest})
         _store(note, lambda f: f.write(text.encode()))
     return parsed
 
@@ -85,5 +88,7 @@ def _store(target, write):
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(target, write)
     except OSError as e:
-        warnings.warn(f"facekeypoints: could not write cache {target}: {e}", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(f"facekeypoints: could not write cache {target} ({write_problem(e)}); "
+                      f"loading works without it, only slower. Make the cache folder "
+                      f"{target.parent.parent} writable, or set FACEKEYPOINTS_CACHE to a "
+                      "folder that is.", RuntimeWarning, stacklevel=3)

@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-# cache_dir, KEYPOINT_COLUMNS, N_PIXELS, DataFormatError, ParsedCSV, IMAGE_SIDE and
-# PIXELS_PER_UNIT are defined below this module and re-exported here (see __all__).
+# cache_dir, KEYPOINT_COLUMNS, N_PIXELS, DataFormatError and ParsedCSV are defined below this
+# module and re-exported here (see __all__); the keypoint geometry comes from the layout.
+from ._archive import source_name, unpack
 from ._cache import cache_dir
 from ._csv import KEYPOINT_COLUMNS, N_PIXELS, DataFormatError, ParsedCSV, map_file, parse_bytes
 from ._csv_cache import read_cached
 from ._safe_io import atomic_write
 from ._suggest import did_you_mean
-from .metrics import IMAGE_SIDE, PIXELS_PER_UNIT
+from .layout import KAGGLE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,13 +38,13 @@ __all__ = [
     "write_submission", "cache_dir", "register_default_dataset",
 ]
 
-# Column-index pairs (left, right) swapped when a face is mirrored; x and y of each keypoint.
-FLIP_INDICES = (
-    (0, 2), (1, 3),
-    (4, 8), (5, 9), (6, 10), (7, 11),
-    (12, 16), (13, 17), (14, 18), (15, 19),
-    (22, 24), (23, 25),
-)
+#: Column-index pairs (left, right) swapped when a face is mirrored, x and y of each keypoint:
+#: the Kaggle layout's flip pairs (``facekeypoints.layout.KAGGLE.column_flip_pairs``).
+FLIP_INDICES = KAGGLE.column_flip_pairs
+#: Side of a Kaggle face image, in pixels (the Kaggle layout's ``image_side``).
+IMAGE_SIDE = KAGGLE.image_side
+#: Pixels per unit of a scaled target, 48.0 (the Kaggle layout's ``pixel_scale``).
+PIXELS_PER_UNIT = KAGGLE.pixel_scale
 
 _SEED = 42                       # the old recipe's shuffle seed
 
@@ -111,7 +112,10 @@ def read_csv(path: _PathLike, test: bool = False, *, cache: bool = True) -> Pars
     Parameters
     ----------
     path : str or os.PathLike
-        The CSV file.
+        The CSV file, or a ``.zip`` holding one CSV (Kaggle ships ``training.zip`` and
+        ``test.zip``) or a gzip-compressed CSV, read without unpacking them on disk (messages
+        name a zip's member as ``training.zip:training.csv``). Archives are recognised by
+        their first bytes; one that unpacks to more than 2 GB is refused unread.
     test : bool, default False
         Read a test file (``ImageId, Image``); the result then has ``keypoints=None``.
     cache : bool, default True
@@ -142,11 +146,18 @@ def read_csv(path: _PathLike, test: bool = False, *, cache: bool = True) -> Pars
     """
     path = Path(os.fspath(path))
     _check_regular_file(path)
-    if cache:
-        parsed = read_cached(path)
-    else:
-        parsed = parse_bytes(map_file(path), path.name)
-    _check_kind(parsed, test, path.name)
+    try:
+        if cache:
+            parsed = read_cached(path)
+        else:
+            parsed = parse_bytes(*unpack(map_file(path), path.name))
+        _check_kind(parsed, test, source_name(path))
+    except DataFormatError as exc:
+        hint = _cache_hint(path)
+        if hint is None:
+            raise
+        raise DataFormatError(f"{exc}{hint}", cli=exc.cli_message and exc.cli_message + hint
+                              ) from None
     if test:
         parsed = ParsedCSV(parsed.images, None, parsed.image_ids, ())
     return parsed
@@ -169,7 +180,8 @@ def load(path: _PathLike | None = None, test: bool = False,
     Parameters
     ----------
     path : str or os.PathLike, optional
-        A Kaggle ``training.csv`` or ``test.csv``. None (the default) reads the default data
+        A Kaggle ``training.csv`` or ``test.csv``, also as Kaggle's ``training.zip`` /
+        ``test.zip`` or gzipped (see ``read_csv``). None (the default) reads the default data
         set registered with ``register_default_dataset``: the embedded synthetic faces.
     test : bool, default False
         Read a test file; y is then None.
@@ -204,7 +216,7 @@ def load(path: _PathLike | None = None, test: bool = False,
     parsed = read_csv(path, test=test, cache=cache)
     if test:
         return _scale(parsed.images), None
-    return select_rows(parsed, cols, Path(os.fspath(path)).name, dropna=dropna)
+    return select_rows(parsed, cols, source_name(Path(os.fspath(path))), dropna=dropna)
 
 
 def select_rows(parsed: ParsedCSV, cols: str | Sequence[str] | None = None,
@@ -246,13 +258,15 @@ def select_rows(parsed: ParsedCSV, cols: str | Sequence[str] | None = None,
     >>> parsed = read_csv("training.csv")  # doctest: +SKIP
     >>> X, y = select_rows(parsed, ["nose_tip_x", "nose_tip_y"])  # doctest: +SKIP
     """
-    names = _check_cols(cols, parsed.columns, name)
+    names = _check_cols(cols, parsed.columns, name, absent_ok=cols is None and not dropna)
     kp = parsed.keypoints[:, [KEYPOINT_COLUMNS.index(c) for c in names]]
     missing = np.isnan(kp)
     keep = ~missing.any(axis=1) if dropna else ~missing.all(axis=1)
     if not keep.any():
-        raise DataFormatError(_no_rows_message(kp, names, parsed, name) if dropna else
-                              f"{name}: none of its {len(kp)} rows has any of the "
+        if dropna:
+            text, cli = _no_rows_message(kp, names, parsed, name)
+            raise DataFormatError(text, cli=cli)
+        raise DataFormatError(f"{name}: none of its {len(kp)} rows has any of the "
                               f"{len(names)} requested keypoint columns ({', '.join(names)}).")
     y = ((kp[keep] - PIXELS_PER_UNIT) / PIXELS_PER_UNIT).astype(np.float32)
     from sklearn.utils import shuffle
@@ -408,7 +422,8 @@ def _check_regular_file(path, kind="CSV"):
     except OSError as exc:   # e.g. a path through a file, or no permission
         raise type(exc)(exc.errno, f"{path}: cannot read it ({exc.strerror})") from None
     if stat.S_ISDIR(mode):
-        inside = [p.name for p in sorted(path.glob("*.csv"))][:3]
+        inside = sorted(p.name for pattern in ("*.csv", "*.zip", "*.gz")
+                        for p in path.glob(pattern))[:3]
         hint = f" (it holds {', '.join(inside)})" if inside else ""
         raise IsADirectoryError(f"{path} is a directory, not a {kind} file{hint}; pass the "
                                 "file itself")
@@ -419,27 +434,48 @@ def _check_regular_file(path, kind="CSV"):
         raise DataFormatError(f"{path} is {what}, not a {kind} file; pass a {kind} file")
 
 
+def _cache_hint(path):
+    """For a file inside the cache folder: where it is and that deleting it fixes it."""
+    try:
+        folder, resolved = cache_dir().resolve(), path.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if folder not in resolved.parents:
+        return None
+    return (f" ({resolved} is in the facekeypoints cache {folder}, set by FACEKEYPOINTS_CACHE: "
+            f"delete {resolved.parent} and it is made again when next needed.)")
+
+
 def _check_kind(parsed, test, name):
     if test and parsed.image_ids is None:
-        hint = (" It looks like a training file: call load(path) without test=True."
-                if parsed.columns else "")
-        raise DataFormatError(f"{name}: a test file needs an 'ImageId' column (Kaggle's test.csv "
-                              f"has ImageId,Image); this file has none.{hint}")
+        text = (f"{name}: a test file needs an 'ImageId' column (Kaggle's test.csv has "
+                "ImageId,Image); this file has none.")
+        training = " It looks like a training file" if parsed.columns else ""
+        raise DataFormatError(
+            text + (f"{training}: call load(path) without test=True." if training else ""),
+            cli=text + (f"{training}: pass it as --data (train, evaluate), not as a test "
+                        "file." if training else ""))
     if not test and not parsed.columns:
-        hint = (" It looks like a test file: pass test=True."
-                if parsed.image_ids is not None else "")
-        raise DataFormatError(f"{name}: no keypoint columns (e.g. {KEYPOINT_COLUMNS[0]!r}); a "
-                              f"training file has 30 keypoint columns and Image.{hint}")
+        text = (f"{name}: no keypoint columns (e.g. {KEYPOINT_COLUMNS[0]!r}); a training file "
+                "has 30 keypoint columns and Image.")
+        looks = " It looks like a test file" if parsed.image_ids is not None else ""
+        raise DataFormatError(
+            text + (f"{looks}: pass test=True." if looks else ""),
+            cli=text + (f"{looks}: predict reads it (--test); --data takes a training.csv."
+                        if looks else ""))
 
 
-def _check_cols(cols, present, name):
+def _check_cols(cols, present, name, absent_ok=False):
     if cols is None:
         lacking = [c for c in KEYPOINT_COLUMNS if c not in present]
-        if lacking:
+        if lacking and not absent_ok:    # absent_ok: absent columns are unlabelled (all NaN)
             listed = lacking if len(lacking) <= 4 else lacking[:4] + ["..."]
+            text = f"{name}: {len(lacking)} of the 30 keypoint columns are missing ({listed})."
             raise DataFormatError(
-                f"{name}: {len(lacking)} of the 30 keypoint columns are missing ({listed}). "
-                f"Pass cols= with columns the file has, e.g. cols={list(present)[:4]}.")
+                f"{text} Pass cols= with columns the file has, e.g. cols={list(present)[:4]}, "
+                "or dropna=False to keep all 30, the missing ones unlabelled (NaN).",
+                cli=f"{text} Add --partial-labels to use it anyway: the missing keypoints then "
+                    "count as unlabelled.")
         return list(KEYPOINT_COLUMNS)
     names = [cols] if isinstance(cols, str) else list(cols)
     if not names:
@@ -466,9 +502,15 @@ def _no_rows_message(kp, names, parsed, name):
     all_kp = parsed.keypoints
     best = [KEYPOINT_COLUMNS[j] for j in np.argsort(np.isnan(all_kp).sum(axis=0), kind="stable")
             if KEYPOINT_COLUMNS[j] in parsed.columns][:4]
-    return (f"{name}: no rows left after dropping rows with missing keypoints: all {len(kp)} "
+    text = (f"{name}: no rows left after dropping rows with missing keypoints: all {len(kp)} "
             f"rows have a gap in at least one of the {len(names)} requested columns. Columns "
-            f"with gaps: {listed}. Pass cols= with fewer columns, e.g. cols={best}.")
+            f"with gaps: {listed}.")
+    some = int((~np.isnan(kp)).any(axis=1).sum())
+    return (f"{text} Pass cols= with fewer columns, e.g. cols={best}, or dropna=False to keep "
+            "the rows with gaps (NaN = unlabelled).",
+            f"{text} Add --partial-labels to use the {some} faces that have some of them "
+            "(train, evaluate), or use train-specialists, whose nets each need fewer "
+            f"keypoints (in Python: load(path, cols={best}) narrows the columns).")
 
 
 def _read_lookup(path):

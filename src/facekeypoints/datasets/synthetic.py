@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,9 +49,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._cache import cache_dir
+from ._cache import cache_dir, cache_write_error
 from ._safe_io import atomic_write, write_json
-from .data import FLIP_INDICES, IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS, register_default_dataset
+from .data import IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS, register_default_dataset
+from .layout import KAGGLE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -437,6 +439,8 @@ def keypoints(params: FaceParams) -> np.ndarray:
 def flip_keypoints(kp: np.ndarray) -> np.ndarray:
     """The library's flip rule in pixels: x -> 96 - x, then swap the FLIP_INDICES pairs.
 
+    This is ``layout.KAGGLE.flip_pixels``: the flip rule exists once, in the layout.
+
     Parameters
     ----------
     kp : numpy.ndarray
@@ -455,11 +459,7 @@ def flip_keypoints(kp: np.ndarray) -> np.ndarray:
     >>> np.allclose(synthetic.flip_keypoints(synthetic.flip_keypoints(kp)), kp)
     True
     """
-    out = np.array(kp, dtype=np.float64, copy=True)
-    out[..., 0::2] = IMAGE_SIDE - out[..., 0::2]
-    a, b = np.array(FLIP_INDICES).T
-    out[..., np.concatenate([a, b])] = out[..., np.concatenate([b, a])]
-    return out
+    return KAGGLE.flip_pixels(np.asarray(kp, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1337,6 +1337,86 @@ def _is_complete(directory: Path) -> bool:
         p.is_file() for p in _dataset_paths(directory).values())
 
 
+# The marker records each file's size, rows and SHA-256 (taken once, when the set is written)
+# and the mtime it had when last hashed. A load compares sizes and mtimes (a few stat calls);
+# the file is hashed again only when its mtime moved, or was too recent to be trusted (the
+# racy-stat rule: a change within the timestamp granularity could keep the mtime).
+_STAT_TRUST_NS = 2_000_000_000
+_HASH_CHUNK = 8 << 20
+
+
+def _digest(path: Path) -> tuple[str, int, bool]:
+    """SHA-256 hex digest of the file, its number of data rows (lines less the header) and
+    whether it ends with a line end."""
+    import hashlib
+
+    h, lines, last = hashlib.sha256(), 0, b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return h.hexdigest(), max(lines - 1, 0), last == b"\n"
+
+
+def _record(path: Path) -> dict:
+    digest, rows, _ = _digest(path)
+    st = path.stat()
+    return {"size": st.st_size, "rows": rows, "sha256": digest, "mtime_ns": st.st_mtime_ns,
+            "hashed_ns": time.time_ns()}
+
+
+def _contents_problem(directory: Path) -> str | None:
+    """None if the set's files are what its marker records, else what differs (one phrase).
+
+    A marker written before records were kept is checked by row counts and complete last
+    lines, then given the records (trust on first use).
+    """
+    import json
+
+    marker = directory / _MARKER
+    try:
+        meta = json.loads(marker.read_text())
+        records = meta.get("contents")
+        expected = {TRAINING_CSV: int(meta["n_train"]), TEST_CSV: int(meta["n_test"])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its marker {_MARKER} is unreadable"
+    changed = not isinstance(records, dict)
+    if changed:
+        records = {}
+    for path in _dataset_paths(directory).values():
+        name, rec = path.name, records.get(path.name)
+        try:
+            st = path.stat()
+            if rec is None:           # an older marker: rows and line ends only
+                digest, rows, whole = _digest(path)
+                if name in expected and (rows != expected[name] or not whole):
+                    return (f"{name} has {rows} data rows{'' if whole else ', its last cut'}; "
+                            f"its marker records {expected[name]}")
+                records[name] = {"size": st.st_size, "rows": rows, "sha256": digest,
+                                 "mtime_ns": st.st_mtime_ns, "hashed_ns": time.time_ns()}
+                continue
+            if st.st_size != rec["size"]:
+                rows = _digest(path)[1]
+                return (f"{name} has {rows} data rows in {st.st_size} bytes; its marker "
+                        f"records {rec['rows']} rows in {rec['size']} bytes")
+            if (st.st_mtime_ns == rec["mtime_ns"]
+                    and rec["hashed_ns"] - rec["mtime_ns"] > _STAT_TRUST_NS):
+                continue
+            digest, rows, _ = _digest(path)
+            if digest != rec["sha256"]:
+                return (f"the content of {name} ({rows} data rows) differs from what its marker "
+                        "records (same size, another SHA-256)")
+            rec.update(mtime_ns=st.st_mtime_ns, hashed_ns=time.time_ns())
+            changed = True
+        except (OSError, KeyError, TypeError) as exc:
+            return f"{name} cannot be checked ({exc})"
+    if changed:                       # best effort: a read-only cache is checked again later
+        with contextlib.suppress(OSError):
+            write_json(marker, {**meta, "contents": records})
+    return None
+
+
 def ensure_default_dataset(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TRAIN,
                            n_test: int = DEFAULT_N_TEST, verbose: bool = False
                            ) -> dict[str, Path]:
@@ -1345,7 +1425,10 @@ def ensure_default_dataset(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TR
     The set is built in a temporary folder next to the cache folder, a marker file is written
     last, and the folder is renamed into place; a lock file serialises concurrent callers,
     so two processes never see or make a half-written set. ``load(path=None)`` reads the
-    default-sized set this makes.
+    default-sized set this makes. The marker records each file's size, row count and SHA-256;
+    a set whose files no longer match it (cut short, edited) is rebuilt, with a one-line
+    notice on stderr. Sizes and modification times are compared on every call; a file is
+    hashed again only when its modification time changed.
 
     Parameters
     ----------
@@ -1371,12 +1454,24 @@ def ensure_default_dataset(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TR
     'training.csv'
     """
     final = default_data_dir(seed, n_train, n_test)
-    if _is_complete(final):
+    if _is_complete(final) and _contents_problem(final) is None:
         return _dataset_paths(final)
+    try:
+        return _build_default_dataset(final, seed, n_train, n_test, verbose)
+    except OSError as exc:
+        raise cache_write_error(exc, final.parent, "the synthetic faces") from None
+
+
+def _build_default_dataset(final, seed, n_train, n_test, verbose):
+    """``ensure_default_dataset``'s work once the set is found missing or damaged."""
     final.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(final.parent / (final.name + ".lock")):
         if _is_complete(final):
-            return _dataset_paths(final)
+            problem = _contents_problem(final)
+            if problem is None:           # another process rebuilt it meanwhile
+                return _dataset_paths(final)
+            print(f"facekeypoints: the cached synthetic faces in {final} do not match their "
+                  f"marker ({problem}); rebuilding them", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         if verbose:
             print(f"facekeypoints: generating synthetic faces into {final} ...", flush=True)
@@ -1387,10 +1482,11 @@ def ensure_default_dataset(seed: int = DEFAULT_SEED, n_train: int = DEFAULT_N_TR
         tmp = final.parent / f".{final.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         tmp.mkdir()
         try:
-            write_dataset(tmp, seed=seed, n_train=n_train, n_test=n_test)
+            written = write_dataset(tmp, seed=seed, n_train=n_train, n_test=n_test)
             meta = {"generator_version": GENERATOR_VERSION, "seed": int(seed),
                     "n_train": int(n_train), "n_test": int(n_test),
-                    "files": [TRAINING_CSV, TEST_CSV, LOOKUP_CSV]}
+                    "files": [TRAINING_CSV, TEST_CSV, LOOKUP_CSV],
+                    "contents": {p.name: _record(p) for p in written.values()}}
             write_json(tmp / _MARKER, meta)
             if final.exists():            # a stale, incomplete folder: replace it
                 shutil.rmtree(final)

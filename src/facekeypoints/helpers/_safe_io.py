@@ -53,19 +53,33 @@ def atomic_write(path, write, *, text=False, fsync=False):
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(f"{path} is a directory, not a file")
         return _write_in_place(path, write, text)
-    fd, tmp = _create_temporary(target)
+    try:
+        fd, tmp = _create_temporary(target)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         with os.fdopen(fd, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
             write(f)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _naming(exc, path) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return path
+
+
+def _naming(exc, path):
+    """``exc`` (from creating or renaming the hidden temporary file) naming ``path`` instead:
+    the file the user asked for, e.g. ``[Errno 13] Permission denied: 'plots/faces.png'``."""
+    if type(exc) is FileExistsError or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def _write_stdout(write, text):
@@ -90,10 +104,11 @@ def write_text(path, text):
 
 
 def write_json(path, obj, indent=1, default=None):
-    """Write ``obj`` as JSON (plus a final newline) to ``path`` atomically; returns the Path."""
-    import json
+    """Write ``obj`` as standard JSON (plus a final newline) to ``path`` atomically; returns
+    the Path. NaN and infinities are written as ``null`` (see ``_json.dumps``)."""
+    from ._json import dumps
 
-    return write_text(path, json.dumps(obj, indent=indent, default=default) + "\n")
+    return write_text(path, dumps(obj, indent=indent, default=default) + "\n")
 
 
 def save_figure(fig, path, **savefig_kwargs):

@@ -13,12 +13,14 @@ taken from the data set's description), written for this package's scaled column
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["KeypointLayout", "KAGGLE", "KAGGLE_KEYPOINTS", "KAGGLE_FLIP_PAIRS"]
+__all__ = ["KeypointLayout", "KAGGLE", "KAGGLE_KEYPOINTS", "KAGGLE_FLIP_PAIRS", "flip_columns",
+           "permutation_from_pairs"]
 
 #: The 15 keypoints of Kaggle's "Facial Keypoints Detection", in its column order.
 KAGGLE_KEYPOINTS = (
@@ -172,25 +174,38 @@ class KeypointLayout:
         Parameters
         ----------
         y : numpy.ndarray or torch.Tensor
-            Scaled targets, shape ``(n, 2 * n_keypoints)``; NaN stays NaN.
+            Scaled targets, shape ``(..., 2 * n_keypoints)``; NaN stays NaN.
 
         Returns
         -------
         numpy.ndarray or torch.Tensor
             A new array of the same kind, shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            When ``y`` does not have this layout's number of columns.
         """
         k = 2 * self.n_keypoints
         if y.shape[-1] != k:
             raise ValueError(f"targets have {y.shape[-1]} columns; this layout has {k} "
                              f"({self.n_keypoints} keypoints)")
-        perm = self.flip_permutation()
-        sign = np.where(np.arange(k) % 2 == 0, -1.0, 1.0)
-        if _is_torch(y):
-            import torch
-            return y[..., torch.as_tensor(perm, device=y.device)] * torch.as_tensor(
-                sign, dtype=y.dtype, device=y.device)
-        y = np.asarray(y)
-        return (y[..., perm] * sign).astype(y.dtype, copy=False)
+        return flip_columns(y, self.flip_permutation())
+
+    def flip_pixels(self, p):
+        """Pixel keypoints of the mirrored images: ``x -> side - x``, flip pairs swapped.
+
+        Parameters
+        ----------
+        p : array-like
+            Keypoints in pixels, shape ``(..., 2 * n_keypoints)``.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor
+            :meth:`flip_targets` in pixel units (float64 for numpy input).
+        """
+        return self.to_pixels(self.flip_targets(self.from_pixels(p)))
 
     def mirror_images(self, X):
         """Images mirrored left to right.
@@ -198,7 +213,8 @@ class KeypointLayout:
         Parameters
         ----------
         X : numpy.ndarray or torch.Tensor
-            Images as ``(..., side, side)`` or flat rows ``(n, side * side)``.
+            Square images ``(..., h, h)``, or flat rows ``(n, h * h)`` of ``h x h`` images
+            (``(n, side * side)`` for this layout's side).
 
         Returns
         -------
@@ -210,15 +226,17 @@ class KeypointLayout:
         ValueError
             When ``X`` holds no images of this layout's side.
         """
-        side = self.image_side
         shape = tuple(X.shape)
         flip = (lambda a: a.flip(-1)) if _is_torch(X) else (lambda a: np.flip(a, -1).copy())
         if len(shape) >= 3 and shape[-1] == shape[-2]:
             return flip(X)
-        if len(shape) == 2 and shape[1] == side * side:
-            return flip(X.reshape(-1, side, side)).reshape(shape)
-        raise ValueError(f"cannot mirror images of shape {shape}: expected (n, {side * side}) "
-                         f"rows or (..., {side}, {side}) images")
+        if len(shape) == 2:
+            side = math.isqrt(shape[1])
+            if side * side == shape[1] and side > 0:
+                return flip(X.reshape(-1, side, side)).reshape(shape)
+        side = self.image_side
+        raise ValueError(f"cannot mirror images of shape {shape}: expected flat square rows "
+                         f"such as (n, {side * side}) or (..., {side}, {side}) images")
 
     def to_pixels(self, y):
         """Scaled targets to pixel coordinates: ``y * side / 2 + side / 2``.
@@ -315,6 +333,43 @@ class KeypointLayout:
             Equal to :data:`KAGGLE`.
         """
         return cls(KAGGLE_KEYPOINTS, KAGGLE_FLIP_PAIRS, 96)
+
+
+def flip_columns(y, permutation):
+    """The flip rule on scaled targets: every x (even column) negated, columns permuted.
+
+    :meth:`KeypointLayout.flip_targets` is this with the layout's permutation; iterators
+    given the old recipe's ``flip_indices`` call it with :func:`permutation_from_pairs`.
+
+    Parameters
+    ----------
+    y : numpy.ndarray or torch.Tensor
+        Scaled targets ``(..., k)``, x and y alternating.
+    permutation : array-like or torch.Tensor
+        Column order of the mirrored targets (a tensor on ``y``'s device avoids a copy).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        A new array of the same kind, shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from facekeypoints.layout import flip_columns
+    >>> flip_columns(np.array([[-0.5, 0.1, 0.5, 0.2]]), [2, 3, 0, 1]).tolist()
+    [[-0.5, 0.2, 0.5, 0.1]]
+    """
+    if _is_torch(y):
+        import torch
+        if not isinstance(permutation, torch.Tensor) or permutation.device != y.device:
+            permutation = torch.as_tensor(np.asarray(permutation), device=y.device)
+    else:
+        y = np.asarray(y)
+        permutation = np.asarray(permutation)
+    out = y[..., permutation]
+    out[..., 0::2] = -out[..., 0::2]
+    return out
 
 
 def permutation_from_pairs(n_columns: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
