@@ -31,7 +31,7 @@ import numpy as np
 
 from ._notebook import in_notebook, show_figure
 from .data import KEYPOINT_COLUMNS
-from ._pixels import epoch_px
+from .pixels import epoch_px
 from .metrics import IMAGE_SIDE, squared_errors_px, to_pixels
 from .reports import read_history, run_labels
 

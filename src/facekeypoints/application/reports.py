@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._pixels import best_valid_px as _best_px
-from ._pixels import epoch_px
+from .pixels import best_valid_px as _best_px
+from .pixels import epoch_px
 from .data import KEYPOINT_COLUMNS
 from .metrics import squared_errors_px
 

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from skorch.callbacks import Callback
 
-from ._pixels import best_valid_px
+from .reports import best_valid_px
 from ._rundir import disk_errors
 from ._safe_io import write_json
 from ._signals import StopSignals, active, signal_name

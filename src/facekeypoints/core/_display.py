@@ -11,7 +11,7 @@ import html
 import torch
 from tabulate import tabulate
 
-from ._pixels import best_valid_px
+from .pixels import best_valid_px
 from .layers import LayerStack, build_stack, split_layer_params
 from .shared import is_shared, read_value
 

@@ -14,7 +14,6 @@ reference is docs/neuralnet.md.
 """
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,9 +25,10 @@ from skorch.utils import to_tensor
 from . import _inputs, _memory, _random_state, _tta
 from ._display import Display
 from ._divergence import DivergenceError, check_finite
+from ._hyperparameters import Hyperparameters
 from ._inputs import InputScaleWarning
 from .lr_find import LRFinder
-from ._pixels import PixelError
+from .pixels import PixelError
 from ._random_state import RandomStateBookkeeping
 from ._pickling import Pickling
 from ._scoring import labelled_r2
@@ -38,8 +38,8 @@ from .iterators import BatchIterator, route_iterator_params
 from .layers import build_stack, split_layer_params
 from .losses import MaskedMSELoss, get_criterion
 from .precision import autocast, resolve_precision
-from .shared import is_shared, read_value
-from .updates import (build_optimizer, check_hyperparameter, hyperparameter_slots,
+from .shared import is_shared
+from .updates import (build_optimizer, hyperparameter_slots,
                       nesterov_momentum, set_hyperparameter)
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ _REPLACED = {
 }
 
 
-class NeuralNet(Display, Pickling, RandomStateBookkeeping, DataSplit, LRFinder, _SkorchNet):
+class NeuralNet(Hyperparameters, Display, Pickling, RandomStateBookkeeping, DataSplit, LRFinder,
+                _SkorchNet):
     """A scikit-learn estimator for keypoint regression, configured like nolearn's NeuralNet.
 
     The network is a ``layers=[('input', InputLayer), ...]`` list configured by
@@ -234,46 +235,6 @@ class NeuralNet(Display, Pickling, RandomStateBookkeeping, DataSplit, LRFinder, 
         names = [name for name, _ in (self.layers or [])]
         return {k: v for k, v in vars(self).items()
                 if not k.endswith("_") and any(k.startswith(n + "_") for n in names)}
-
-    def hyperparameter_attributes(self) -> dict[str, str]:
-        """Map the update rule's hyperparameter names to the attributes that hold them.
-
-        Returns
-        -------
-        dict
-            ``{'learning_rate': 'update_learning_rate', 'momentum': 'update_momentum', ...}``.
-
-        Examples
-        --------
-        >>> import torch
-        >>> from facekeypoints import NeuralNet
-        >>> net = NeuralNet(module=torch.nn.Identity, update_beta2=0.99)
-        >>> attributes = net.hyperparameter_attributes()
-        >>> sorted(attributes), attributes['beta2']
-        (['beta2', 'learning_rate', 'momentum'], 'update_beta2')
-        """
-        return {k[len("update_"):]: k for k in vars(self)
-                if k.startswith("update_") and not k.endswith("_")}
-
-    def hyperparameter_values(self) -> dict[str, float]:
-        """Return the current value of every set ``update_*`` hyperparameter, as a float.
-
-        Returns
-        -------
-        dict
-            ``{'update_learning_rate': 0.03, ...}``: what model files and checkpoints store.
-
-        Examples
-        --------
-        >>> import torch
-        >>> import facekeypoints as fk
-        >>> net = fk.NeuralNet(module=torch.nn.Identity, update_learning_rate=fk.shared(0.5))
-        >>> net.hyperparameter_values()
-        {'update_learning_rate': 0.5}
-        """
-        return {attr: read_value(getattr(self, attr))
-                for attr in self.hyperparameter_attributes().values()
-                if getattr(self, attr) is not None}
 
     def keypoint_layout(self) -> KeypointLayout | None:
         """Return the keypoint layout of the outputs, or None where it is not known.
@@ -491,47 +452,6 @@ class NeuralNet(Display, Pickling, RandomStateBookkeeping, DataSplit, LRFinder, 
         if isinstance(self.criterion_, torch.nn.Module):
             self.criterion_ = self.criterion_.to(self.device_)
         return self
-
-    def update_hyperparameters(self) -> dict[str, float]:
-        """Return the current ``update_*`` values the update rule takes, as floats.
-
-        Read at the start of every training epoch into the optimizer; unset (None) ones are
-        left out, and so is ``update_momentum`` for a rule without momentum. A ValueError
-        names an ``update_<name>`` the rule does not take, or a value it cannot use.
-
-        Returns
-        -------
-        dict
-            By the rule's names, e.g. ``{'learning_rate': 0.01, 'momentum': 0.9}``.
-
-        Examples
-        --------
-        >>> import torch
-        >>> from facekeypoints import NeuralNet
-        >>> from facekeypoints.updates import sgd
-        >>> NeuralNet(module=torch.nn.Identity, update=sgd, update_learning_rate=0.1,
-        ...           update_momentum=0.9).update_hyperparameters()
-        {'learning_rate': 0.1}
-        """
-        update = self.update
-        if isinstance(update, type) and issubclass(update, torch.optim.Optimizer):
-            accepts = (set(inspect.signature(update.__init__).parameters) - {"self", "params"}
-                       ) | {"learning_rate"}
-        else:
-            accepts = set(list(inspect.signature(update).parameters)[1:])
-        values = {}
-        for name, attr in self.hyperparameter_attributes().items():
-            raw = getattr(self, attr)
-            if raw is None:
-                continue
-            if name not in accepts:
-                if name == "momentum":  # e.g. sgd: nothing to set
-                    continue
-                raise ValueError(f"{attr} is not a hyperparameter of the update rule "
-                                 f"{getattr(self.update, '__name__', self.update)}; it takes "
-                                 f"{', '.join('update_' + a for a in sorted(accepts))}")
-            values[name] = check_hyperparameter(attr, read_value(raw))
-        return values
 
     def initialize_optimizer(self, triggered_directly: bool | None = None) -> NeuralNet:
         """Build the optimizer with ``update`` and the current ``update_*`` values."""
