@@ -89,8 +89,8 @@ sys.meta_path.insert(0, _NoTorch())
 
 @pytest.mark.slow
 def test_a_fresh_venv_without_torch_runs_the_export(tmp_path, exported):
-    """The wheel in a fresh venv whose torch and skorch cannot be imported: predict-photos
-    and predict run on the .onnx file with numpy, onnxruntime, Pillow and OpenCV."""
+    """The wheel in a fresh venv whose torch and skorch cannot be imported: predict-photos,
+    predict and evaluate run on the .onnx file with numpy, onnxruntime, Pillow and OpenCV."""
     import site
     import sysconfig
 
@@ -138,3 +138,6 @@ def test_a_fresh_venv_without_torch_runs_the_export(tmp_path, exported):
     run([script, "predict", onnx_path, "--test", tmp_path / "data" / "test.csv", "-o",
          tmp_path / "sub.csv"])
     assert (tmp_path / "sub.csv").read_text().startswith("RowId,Location")
+    evaluated = run([script, "evaluate", onnx_path, "--data", tmp_path / "data" / "training.csv",
+                     "--json"])
+    assert json.loads(evaluated.stdout)["rmse_px"] > 0

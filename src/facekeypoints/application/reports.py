@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .pixels import best_valid_px as _best_px
-from .pixels import epoch_px
 from .data import KEYPOINT_COLUMNS
 from .metrics import squared_errors_px
 
@@ -335,6 +333,8 @@ def best_valid_px(history: Sequence[Mapping[str, Any]],
     >>> best_valid_px([{"epoch": 1, "valid_loss": 0.0001}], criterion="l1") is None
     True
     """
+    from .pixels import best_valid_px as _best_px   # torch: not for an ONNX file's evaluate
+
     best = _best_px(history, criterion)
     return None if best is None else (round(best[0], 12), best[1])
 
@@ -413,6 +413,8 @@ def _group_line(header, labels):
 
 
 def _best_and_last(histories, criterion=None):
+    from .pixels import epoch_px   # torch: not for an ONNX file's evaluate
+
     notes = []
     width = max(len(str(label)) for label in histories)
     for label, records in histories.items():
