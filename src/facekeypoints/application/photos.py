@@ -28,6 +28,7 @@ imported when the model is a torch net or a ``.pt`` file; with an ``.onnx`` mode
 """
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Sequence
@@ -252,9 +253,20 @@ def read_photo(image: Any) -> np.ndarray:
         path = Path(image)
         what = str(path)
         if not path.exists():
+            if path.is_symlink():
+                try:
+                    path.resolve(strict=True)
+                except RuntimeError:         # Python < 3.13 reports a loop so
+                    raise PhotoError(f"{what} is a symbolic link loop") from None
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        raise PhotoError(f"{what} is a symbolic link loop") from None
+                raise PhotoError(f"{what} is a broken symbolic link (to {os.readlink(path)})")
             raise PhotoError(f"{what}: no such file")
         if path.is_dir():
             raise PhotoError(f"{what} is a folder, not a photo")
+        if not path.is_file():               # reading a FIFO would block
+            raise PhotoError(f"{what} is not a regular file (a pipe, socket or device)")
         if path.stat().st_size == 0:
             raise PhotoError(f"{what} is empty (0 bytes)")
         Image = _need("PIL")

@@ -646,8 +646,11 @@ def plot_lr_find(result: Any, ax: Axes | None = None, title: str | None = None) 
     ax.plot(lrs, result.smoothed, color="#1f77b4", linewidth=1.8, label="smoothed loss")
     finite = np.asarray(result.smoothed, dtype=float)
     finite = finite[np.isfinite(finite)]
+    raw = np.asarray(result.losses, dtype=float)
+    raw = raw[np.isfinite(raw)]
     if finite.size:       # the blow-up at the end would squash the interesting part
-        low, high = float(finite.min()), float(np.percentile(finite, 90))
+        low = float(min(finite.min(), raw.min() if raw.size else finite.min()))
+        high = float(np.percentile(finite, 90))
         ax.set_ylim(low - 0.05 * (high - low + 1e-12), high + 0.3 * (high - low + 1e-12))
     if result.suggestion is not None:
         ax.axvline(result.suggestion, color="#d62728", linestyle="--",

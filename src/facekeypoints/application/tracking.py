@@ -1,22 +1,24 @@
-"""Experiment tracking: skorch's TensorBoard and MLflow loggers, fitted to ``fk.NeuralNet``.
+"""Experiment tracking: skorch's TensorBoard, MLflow and W&B loggers, fitted to ``fk.NeuralNet``.
 
 Each epoch's finished history row is recorded: ``train_loss``, ``valid_loss``,
 ``train_rmse_px`` and ``valid_rmse_px`` (when the net measures them), ``learning_rate``,
 ``momentum``, ``train_val`` and ``dur``; values that are None or not finite are left out. The
-run's settings are recorded once (TensorBoard: a text entry; MLflow: run parameters) and, for
-MLflow, the saved model (a safe :func:`facekeypoints.save_model` file) and ``history.json``
-are logged as artifacts when training ends.
+run's settings are recorded once (TensorBoard: a text entry; MLflow: run parameters; W&B:
+the run's config) and, for MLflow and W&B, the saved model (a safe
+:func:`facekeypoints.save_model` file) and ``history.json`` are logged as artifacts (W&B:
+the run's files) when training ends.
 
 A net's default callbacks (the losses, the pixel errors, the epoch table) run before the
 ``callbacks`` a user adds, so a logger in ``callbacks`` sees each epoch's finished row. A
 callback before the logger that ends training with ``StopIteration`` would hide the last
 epoch from it; the loggers record that epoch when training ends.
 
-The command line's ``--log KIND:TARGET`` (``tensorboard:DIR``, ``mlflow:URI``) is parsed by
+The command line's ``--log KIND:TARGET`` (``tensorboard:DIR``, ``mlflow:URI``,
+``wandb:DIR``: W&B in offline mode, never any network access) is parsed by
 :func:`parse_log`; :func:`check_target` refuses a target that cannot be written, in one line,
 before training starts. Resumed runs continue the same record: TensorBoard writes into the same
-directory and its steps (epochs) continue, MLflow logs into the same run (its id is kept in
-``run.json``).
+directory and its steps (epochs) continue, MLflow and W&B log into the same run (its id is kept
+in ``run.json``).
 
 Examples
 --------
@@ -26,16 +28,19 @@ LogTarget(kind='tensorboard', target='runs/tb')
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from skorch.callbacks import MlflowLogger as _SkorchMlflowLogger
 from skorch.callbacks import TensorBoard as _SkorchTensorBoard
+from skorch.callbacks import WandbLogger as _SkorchWandbLogger
 from skorch.callbacks.logging import filter_log_keys
 
 from .callbacks import ConstructorParams
@@ -43,13 +48,15 @@ from .callbacks import ConstructorParams
 __all__ = ["KINDS", "LogTarget", "TrackingError", "parse_log", "check_target",
            "epoch_metrics", "net_settings", "tensorboard_tag", "mlflow_client",
            "start_mlflow_run", "end_mlflow_run", "TensorBoardLogger", "MlflowLogger",
+           "WandbLogger", "wandb_settings", "new_wandb_id",
            "SpecialistLabel", "SweepFitLabel", "run_loggers", "loggers_for_run", "finish_tracking",
            "default_experiment"]
 
 #: The tracking tools ``--log`` knows, with what the target is.
 KINDS = {"tensorboard": "a directory for TensorBoard's event files",
          "mlflow": "an MLflow tracking URI: a local directory (a file store), "
-                   "sqlite:///FILE.db or http(s)://HOST:PORT"}
+                   "sqlite:///FILE.db or http(s)://HOST:PORT",
+         "wandb": "a directory for Weights & Biases offline runs (DIR/wandb/offline-run-*)"}
 
 #: The experiment an MLflow run goes into unless another is named (or MLflow's own
 #: ``MLFLOW_EXPERIMENT_NAME`` is set).
@@ -77,7 +84,7 @@ class LogTarget(NamedTuple):
     Parameters
     ----------
     kind : str
-        ``'tensorboard'`` or ``'mlflow'`` (see :data:`KINDS`).
+        ``'tensorboard'``, ``'mlflow'`` or ``'wandb'`` (see :data:`KINDS`).
     target : str
         The directory or URI.
     """
@@ -87,7 +94,7 @@ class LogTarget(NamedTuple):
 
 
 def parse_log(spec: str) -> LogTarget:
-    """Read a ``KIND:TARGET`` spec (``tensorboard:DIR``, ``mlflow:URI``).
+    """Read a ``KIND:TARGET`` spec (``tensorboard:DIR``, ``mlflow:URI``, ``wandb:DIR``).
 
     Parameters
     ----------
@@ -159,8 +166,8 @@ def _check_directory(folder: Path, label: str) -> Path:
 def check_target(target: LogTarget) -> LogTarget:
     """Make sure a target can be written before training starts; return it made absolute.
 
-    A directory (TensorBoard's, an MLflow file store, the folder of an MLflow sqlite file)
-    is created if needed and a file is written into it and removed. A server URI is not
+    A directory (TensorBoard's, W&B's, an MLflow file store, the folder of an MLflow sqlite
+    file) is created if needed and a file is written into it and removed. A server URI is not
     contacted here (:func:`start_mlflow_run` does).
 
     Parameters
@@ -180,7 +187,7 @@ def check_target(target: LogTarget) -> LogTarget:
         In one line, naming the target: it is a file, or cannot be created or written.
     """
     label = f"--log {target.kind}:{target.target}"
-    if target.kind == "tensorboard":
+    if target.kind in ("tensorboard", "wandb"):
         return LogTarget(target.kind, str(_check_directory(Path(target.target), label)))
     uri = target.target
     if uri.startswith("sqlite:///"):
@@ -263,7 +270,7 @@ def net_settings(net: Any) -> dict[str, Any]:
         return {}
     out = {}
     for key, value in sorted(params.items()):
-        if key.startswith(("callbacks__tensorboard", "callbacks__mlflow")):
+        if key.startswith(("callbacks__tensorboard", "callbacks__mlflow", "callbacks__wandb")):
             continue
         value = repr(value) if isinstance(value, Schedule) else _plain(value)
         if value is not None or params[key] is None:
@@ -366,6 +373,13 @@ class TensorBoardLogger(ConstructorParams, _SkorchTensorBoard):
 
     def on_epoch_end(self, net, **kwargs):
         """Write the epoch's numbers at step = epoch."""
+        if self.writer is None:
+            return
+        if not Path(self.logdir).is_dir():   # before the writer's thread fails on it
+            self.writer = None               # (its thread is a daemon; nothing to flush)
+            _logging_lost(f"tensorboard:{self.logdir}", "the directory is gone or replaced",
+                          net)
+            return
         row = net.history[-1]
         ignored = getattr(self, "keys_ignored_", set())
         for key, value in epoch_metrics(row).items():
@@ -386,6 +400,13 @@ class TensorBoardLogger(ConstructorParams, _SkorchTensorBoard):
         state = dict(self.__dict__)
         state["writer"] = None          # a SummaryWriter holds a thread and a file
         return state
+
+
+def _logging_lost(target, why, net):
+    """Warn once, in one line, that a logger stopped mid-run; the training goes on."""
+    epoch = len(net.history)
+    warnings.warn(f"--log {target}: cannot record epoch {epoch} there ({why}); logging "
+                  "stopped, training goes on", RuntimeWarning, stacklevel=3)
 
 
 def mlflow_client(tracking_uri: str | None = None):
@@ -437,6 +458,22 @@ def _experiment_id(client, name):
         return found.experiment_id
 
 
+@contextlib.contextmanager
+def _answer_quickly(tracking_uri):
+    """For a server URI: one retry and a 10 s timeout (unless the user set MLflow's own
+    variables), so that an unreachable server is refused before training in seconds, not
+    after MLflow's minutes of retries."""
+    remote = tracking_uri is not None and not _is_local(str(tracking_uri))
+    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = [k for k in names if remote and k not in os.environ]
+    os.environ.update({k: names[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 def start_mlflow_run(tracking_uri: str | None, experiment: str = DEFAULT_EXPERIMENT,
                      run_name: str | None = None, tags: dict[str, str] | None = None,
                      run_id: str | None = None) -> str:
@@ -468,12 +505,13 @@ def start_mlflow_run(tracking_uri: str | None, experiment: str = DEFAULT_EXPERIM
     """
     client = mlflow_client(tracking_uri)
     try:
-        if run_id is not None:
-            client.update_run(run_id, status="RUNNING")
-            return run_id
-        run = client.create_run(_experiment_id(client, experiment), run_name=run_name,
-                                tags=dict(tags or {}))
-        return run.info.run_id
+        with _answer_quickly(tracking_uri):
+            if run_id is not None:
+                client.update_run(run_id, status="RUNNING")
+                return run_id
+            run = client.create_run(_experiment_id(client, experiment), run_name=run_name,
+                                    tags=dict(tags or {}))
+            return run.info.run_id
     except Exception as exc:   # noqa: BLE001 - MLflow raises many kinds; all mean "not here"
         what = f"run {run_id}" if run_id else "a run"
         text = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -574,8 +612,15 @@ class MlflowLogger(ConstructorParams, _SkorchMlflowLogger):
         row = net.history[-1]
         stamp = int(time.time() * 1000)
         metrics = [Metric(k, v, stamp, int(row["epoch"])) for k, v in epoch_metrics(row).items()]
-        if metrics:
-            self.client_.log_batch(self.run_id_, metrics=metrics)
+        if self.client_ is None:
+            return
+        try:
+            if metrics:
+                self.client_.log_batch(self.run_id_, metrics=metrics)
+        except Exception as exc:   # noqa: BLE001 - MLflow raises many kinds; all mean "gone"
+            self.client_ = None
+            _logging_lost(f"mlflow:{self.tracking_uri}", " ".join(str(exc).split())[:200], net)
+            return
         self.last_logged_epoch_ = row["epoch"]
 
     def on_train_end(self, net, **kwargs):
@@ -588,7 +633,7 @@ class MlflowLogger(ConstructorParams, _SkorchMlflowLogger):
             if self.log_model:
                 self.log_artifacts(net)
         finally:
-            if self.terminate_after_train:
+            if self.terminate_after_train and self.client_ is not None:
                 status = "KILLED" if getattr(net, "interrupted_", False) else "FINISHED"
                 self.client_.set_terminated(self.run_id_, status=status)
 
@@ -665,6 +710,240 @@ def end_mlflow_run(tracking_uri: str | None, run_id: str, params: dict[str, Any]
     for path in artifacts:
         client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, status=status)
+
+
+#: The W&B project of new runs unless ``WANDB_PROJECT`` names another.
+DEFAULT_WANDB_PROJECT = "facekeypoints"
+
+_WANDB_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_wandb_id() -> str:
+    """A fresh W&B run id (8 lowercase letters and digits), chosen before the run starts.
+
+    Returns
+    -------
+    str
+        The id; ``run.json`` keeps it so that a resumed training logs into the same run.
+    """
+    import secrets
+
+    return "".join(secrets.choice(_WANDB_ID_CHARS) for _ in range(8))
+
+
+def _import_wandb():
+    # Before wandb is imported: no error reports to W&B's servers, no banner on the console.
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        import wandb
+    except ImportError:
+        raise TrackingError("W&B is not installed: pip install 'facekeypoints[tracking]' "
+                            "(or wandb)") from None
+    return wandb
+
+
+def wandb_settings() -> dict[str, Any]:
+    """The ``wandb.Settings`` every W&B run of facekeypoints starts with: offline, quiet.
+
+    Offline mode (nothing is sent; ``wandb sync DIR/wandb/offline-run-*`` uploads a run
+    later), no console capture, no system metrics sampling, no git, code or machine
+    metadata, no requirements file, no viewer query. Set before ``wandb`` is imported:
+    ``WANDB_ERROR_REPORTING=false`` and ``WANDB_SILENT=true`` (unless set already).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``wandb.Settings``.
+
+    Examples
+    --------
+    >>> wandb_settings()["mode"], wandb_settings()["console"]
+    ('offline', 'off')
+    """
+    return {"mode": "offline", "silent": True, "console": "off", "disable_git": True,
+            "disable_code": True, "save_code": False, "x_disable_stats": True,
+            "x_disable_meta": True, "x_disable_machine_info": True, "x_disable_viewer": True,
+            "x_save_requirements": False}
+
+
+class WandbLogger(ConstructorParams, _SkorchWandbLogger):
+    """The skorch ``WandbLogger``, opening its own offline W&B run in a directory.
+
+    Built from a directory instead of a run, so that it is picklable and clonable; the run
+    opens when training begins, in offline mode (:func:`wandb_settings`: never any network
+    access), in ``directory/wandb/offline-run-<time>-<id>/``. Each epoch's numbers
+    (:func:`epoch_metrics`) are logged at step = epoch; the settings (:func:`net_settings`
+    and ``settings``) are the run's config. When training ends ``model.pt`` (a safe
+    :func:`facekeypoints.save_model` file) and ``history.json`` are saved into the run's
+    ``files/`` (``wandb sync`` uploads them) and the run is finished (exit code 0, or 1
+    after an interrupt). A resumed net (``run_id`` given, or ``partial_fit``) continues the
+    same run: W&B writes another directory with the same id. Read a run back with
+    :func:`facekeypoints.wandb_records.read_wandb_run`. skorch's ``watch`` of the module
+    (gradient histograms from per-batch hooks) is left out.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Where W&B writes (``wandb.init(dir=...)``).
+    project : str, optional
+        The W&B project; None: ``WANDB_PROJECT`` or ``'facekeypoints'``.
+    run_id : str, optional
+        The run to log into (:func:`new_wandb_id`, or a resumed run's); None: a new id
+        when training begins.
+    run_name : str, optional
+        The run's display name.
+    group : str, optional
+        The W&B group (a sweep's or an ensemble's fits share one).
+    settings : dict, optional
+        More settings for the config (the command line's preset, data, seed).
+    keys_ignored : str or list of str, optional
+        History keys not to log.
+    save_model : bool, default True
+        Save ``model.pt`` and ``history.json`` into the run when training ends.
+
+    Attributes
+    ----------
+    run_id_ : str
+        The run logged into (set when training begins).
+    run_dir_ : str
+        Its directory (``directory/wandb/offline-run-<time>-<id>``) of the latest fit.
+
+    Examples
+    --------
+    >>> import facekeypoints as fk
+    >>> from facekeypoints.tracking import WandbLogger
+    >>> net = fk.presets.net1(max_epochs=3, callbacks=[("wandb",
+    ...                       WandbLogger("runs/wandb"))])          # doctest: +SKIP
+    """
+
+    def __init__(self, directory: str | os.PathLike, project: str | None = None,
+                 run_id: str | None = None, run_name: str | None = None,
+                 group: str | None = None, settings: dict[str, Any] | None = None,
+                 keys_ignored: str | list[str] | None = None, save_model: bool = True):
+        super().__init__(wandb_run=None, save_model=save_model, keys_ignored=keys_ignored)
+        self.directory = directory
+        self.project = project
+        self.run_id = run_id
+        self.run_name = run_name
+        self.group = group
+        self.settings = settings
+
+    def initialize(self):
+        """Reset; W&B is imported and the run opened only when training begins."""
+        super().initialize()
+        self.wandb_run = None
+        self.last_logged_epoch_ = 0
+        return self
+
+    def _open(self, net, run_id, run_name):
+        wandb = _import_wandb()
+        folder = _check_directory(Path(self.directory), f"--log wandb:{self.directory}")
+        project = self.project or os.environ.get("WANDB_PROJECT") or DEFAULT_WANDB_PROJECT
+        config = {**net_settings(net), **(self.settings or {})}
+        self.wandb_run = wandb.init(dir=str(folder), project=project, id=run_id,
+                                    name=run_name, group=self.group, config=config,
+                                    resume="allow", mode="offline", reinit="create_new",
+                                    allow_val_change=True,
+                                    settings=wandb.Settings(**wandb_settings()))
+        self.run_id_ = self.wandb_run.id
+        self.run_dir_ = str(Path(self.wandb_run.dir).parent)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Open the offline run (the same one for ``run_id`` or a ``partial_fit``)."""
+        # partial_fit goes on in the same run; a new fit (empty history) opens a new one
+        run_id = self.run_id or (getattr(self, "run_id_", None) if len(net.history) else None)
+        self._open(net, run_id or new_wandb_id(), self.run_name)
+        self.last_logged_epoch_ = len(net.history)
+
+    def on_epoch_end(self, net, **kwargs):
+        """Log the epoch's numbers at step = epoch."""
+        row = net.history[-1]
+        metrics = {k: v for k, v in epoch_metrics(row).items() if k not in self.keys_ignored_}
+        if metrics:
+            self.wandb_run.log(metrics, step=int(row["epoch"]))
+        self.last_logged_epoch_ = row["epoch"]
+
+    def on_train_end(self, net, **kwargs):
+        """Log a hidden last epoch, save the model and history into the run, finish it."""
+        if self.wandb_run is None:
+            return
+        try:
+            if len(net.history) and net.history[-1]["epoch"] > self.last_logged_epoch_:
+                self.on_epoch_end(net)
+            if self.save_model:
+                self.save_files(net)
+        finally:
+            run, self.wandb_run = self.wandb_run, None
+            run.finish(exit_code=1 if getattr(net, "interrupted_", False) else 0)
+            self._wait_written(Path(self.run_dir_) / f"run-{self.run_id_}.wandb")
+
+    def _wait_written(self, path, timeout=60.0):
+        # finish() returns before wandb-core has written the run out: wait for it, so that
+        # the record is complete when fit returns (a resume, a reader, the process exiting)
+        from .wandb_records import wandb_run_written
+
+        deadline = time.monotonic() + timeout
+        while not wandb_run_written(path):
+            if time.monotonic() > deadline:
+                import warnings
+
+                warnings.warn(f"W&B had not written {path} out {timeout:.0f} s after the run "
+                              "finished; its last records may be missing", stacklevel=2)
+                return
+            time.sleep(0.05)
+
+    def save_files(self, net: Any) -> list[str]:
+        """Write ``model.pt`` (a safe model file) and ``history.json`` into the run's files.
+
+        Parameters
+        ----------
+        net : NeuralNet
+            The trained net.
+
+        Returns
+        -------
+        list of str
+            The file names saved (``model.pt`` is missing for a net that
+            :func:`facekeypoints.save_model` cannot write, e.g. a ``module=`` net).
+        """
+        from .persist import save_model
+
+        files = Path(self.wandb_run.dir)
+        rows = [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
+        (files / "history.json").write_text(json.dumps(rows, default=float, indent=1))
+        saved = ["history.json"]
+        try:
+            save_model(net, files / "model.pt")
+            saved.insert(0, "model.pt")
+        except ValueError:
+            pass                            # a net without a safe model file
+        for name in saved:
+            self.wandb_run.save(str(files / name), base_path=str(files), policy="end")
+        return saved
+
+    def on_batch_end(self, net, **kwargs):
+        """Nothing per batch (an epoch is the unit of record)."""
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["wandb_run"] = None           # a live run holds a connection to wandb-core
+        return state
+
+
+class _LabelledWandb(WandbLogger):
+    """A WandbLogger whose every fit is a new run named ``label(net, X, y)`` in ``group``."""
+
+    def __init__(self, directory, project=None, run_id=None, run_name=None, group=None,
+                 settings=None, keys_ignored=None, save_model=True, label=None):
+        super().__init__(directory, project=project, run_id=run_id, run_name=run_name,
+                         group=group, settings=settings, keys_ignored=keys_ignored,
+                         save_model=save_model)
+        self.label = label
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self._open(net, new_wandb_id(), self.label(net, X, y))
+        self.last_logged_epoch_ = len(net.history)
 
 
 class SpecialistLabel:
@@ -784,7 +1063,7 @@ def run_loggers(specs: list[str] | None, run_name: str, settings: dict[str, Any]
     Parameters
     ----------
     specs : list of str or None
-        ``--log`` values (``tensorboard:DIR``, ``mlflow:URI``); None or empty: the
+        ``--log`` values (``tensorboard:DIR``, ``mlflow:URI``, ``wandb:DIR``); None or empty: the
         ``recorded`` ones (a resumed run keeps its tracking).
     run_name : str
         The run's name: TensorBoard writes into ``DIR/run_name``, MLflow names its run so.
@@ -792,26 +1071,28 @@ def run_loggers(specs: list[str] | None, run_name: str, settings: dict[str, Any]
         The run's settings to record (preset, data, seed, ``--set`` values).
     recorded : list of dict, optional
         ``run.json``'s ``tracking`` entry of a run being resumed: the same TensorBoard
-        directory and the same MLflow run are used.
+        directory and the same MLflow and W&B runs are used.
     label : callable, optional
         ``label(net, X, y)`` names each fit (:class:`SpecialistLabel`, :class:`SweepFitLabel`):
         TensorBoard then writes into ``DIR/run_name/<label>`` and each fit's MLflow run is a
         child of one parent run named ``run_name``, created here (end it with
-        :func:`finish_tracking`).
+        :func:`finish_tracking`); each fit is a W&B run of its own in the group ``run_name``.
 
     Returns
     -------
     callbacks : list of (str, Callback)
-        ``('tensorboard', TensorBoardLogger)`` / ``('mlflow', MlflowLogger)`` items for the
-        net's ``callbacks``.
+        ``('tensorboard', TensorBoardLogger)`` / ``('mlflow', MlflowLogger)`` /
+        ``('wandb', WandbLogger)`` items for the net's ``callbacks``.
     record : list of dict
         What ``run.json`` keeps as ``tracking``: ``kind``, ``target`` and, for MLflow, the
-        ``run_id`` (the parent run's, with ``parent: True``, when ``label`` is given).
+        ``run_id`` (the parent run's, with ``parent: True``, when ``label`` is given); for
+        W&B the ``run_id`` (chosen here), or the ``group`` when ``label`` is given.
 
     Raises
     ------
     TrackingError
-        In one line: a bad spec, an unwritable target, MLflow missing or refusing.
+        In one line: a bad spec, an unwritable target, MLflow or W&B missing, MLflow
+        refusing.
     """
     previous = {(r.get("kind"), r.get("target")): r for r in recorded or ()}
     targets = [check_target(parse_log(s)) for s in specs or ()]
@@ -828,6 +1109,18 @@ def run_loggers(specs: list[str] | None, run_name: str, settings: dict[str, Any]
                 logger = _LabelledTensorBoard(folder, settings=settings, label=label)
             callbacks.append(("tensorboard", logger))
             record.append({"kind": kind, "target": target, "logdir": folder})
+            continue
+        if kind == "wandb":
+            _import_wandb()                 # missing: one line before training
+            if label is not None:           # a run per fit, grouped under the run's name
+                callbacks.append(("wandb", _LabelledWandb(target, group=run_name,
+                                                          settings=settings, label=label)))
+                record.append({"kind": kind, "target": target, "group": run_name})
+                continue
+            run_id = before.get("run_id") or new_wandb_id()
+            callbacks.append(("wandb", WandbLogger(target, run_id=run_id, run_name=run_name,
+                                                   settings=settings)))
+            record.append({"kind": kind, "target": target, "run_id": run_id})
             continue
         experiment = before.get("experiment") or default_experiment()
         if label is not None:       # one parent run, a child run per fit

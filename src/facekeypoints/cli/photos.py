@@ -63,8 +63,10 @@ def _draw(path, faces, out_dir):
             colour = ((255, 60, 60) if name.startswith("left") else
                       (60, 140, 255) if name.startswith("right") else (255, 220, 0))
             draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    from .._safe_io import atomic_write
+
     target = Path(out_dir) / (Path(path).stem + "_keypoints.png")
-    img.save(target)
+    atomic_write(target, lambda f: img.save(f, format="PNG"))   # never half a drawing
     return target
 
 
@@ -124,12 +126,14 @@ def cmd_predict_photos(args: argparse.Namespace) -> int:
             rows.append({"file": str(path), "face": i, **face.to_dict()})
         if draw_dir is not None:
             _draw(path, faces, draw_dir)
+    from .._safe_io import atomic_write, write_text
+
     if out.suffix.lower() == ".json":
-        out.write_text(json.dumps(rows, indent=1) + "\n")
+        write_text(out, json.dumps(rows, indent=1) + "\n")
     else:
         import csv
 
-        with open(out, "w", newline="") as f:
+        def write_rows(f):
             writer = csv.writer(f)
             header = ["file", "face", "box_x", "box_y", "box_width", "box_height", "score"]
             header += [f"{n}_{a}" for n in (names or ()) for a in "xy"]
@@ -140,6 +144,8 @@ def cmd_predict_photos(args: argparse.Namespace) -> int:
                                                           ("x", "y", "width", "height")),
                                  f"{b['score']:.3f}",
                                  *(f"{v:.2f}" for xy in r["keypoints"].values() for v in xy)])
+
+        atomic_write(out, write_rows, text=True)
     n_photos = len(files) - len(failed)
     print(f"{len(rows)} faces in {n_photos} photos -> {out}"
           f"{f'; drawings in {draw_dir}/' if draw_dir else ''}")

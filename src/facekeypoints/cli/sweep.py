@@ -77,9 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda ... on the workers (default: CUDA when present)")
     p.add_argument("--log", action="append", metavar="KIND:TARGET",
                    help="record every fit (losses, valid RMSE px, learning rate, momentum, "
-                        "duration, settings): tensorboard:DIR (DIR/<out name>/<fit>) or "
-                        "mlflow:URI (a run per fit under one parent run); repeatable; the "
-                        "workers must see DIR")
+                        "duration, settings): tensorboard:DIR (DIR/<out name>/<fit>), "
+                        "mlflow:URI (a run per fit under one parent run) or wandb:DIR (W&B "
+                        "offline, a run per fit in one group); repeatable; the workers must "
+                        "see DIR")
     p.add_argument("--seed", type=int, default=None,
                    help=f"random_state of the nets (default {DEFAULT_SEED}, or --set "
                         "random_state=N)")

@@ -700,8 +700,9 @@ def cmd_make_data(args: argparse.Namespace) -> int:
 
 #: ``--log``'s help (train, recipe, train-specialists, sweep).
 LOG_HELP = ("record each epoch (losses, valid RMSE px, learning rate, momentum, duration), "
-            "the settings and the model: tensorboard:DIR or mlflow:URI (a directory, "
-            "sqlite:///FILE.db or http://HOST:PORT); repeatable; a resumed run keeps its own")
+            "the settings and the model: tensorboard:DIR, mlflow:URI (a directory, "
+            "sqlite:///FILE.db or http://HOST:PORT) or wandb:DIR (W&B, offline); "
+            "repeatable; a resumed run keeps its own")
 
 
 def _training_flags(p, default_out):

@@ -221,6 +221,7 @@ def lr_find(net, X, y, start: float = 1e-7, stop: float = 10.0, steps: int = 200
         net.module_.train(True)
         lr = start
         while len(lrs) < steps and stopped == "stop":
+            before = len(lrs)
             for batch in net.get_iterator(dataset, training=True):
                 for group in net.optimizer_.param_groups:
                     group["lr"] = lr
@@ -244,6 +245,9 @@ def lr_find(net, X, y, start: float = 1e-7, stop: float = 10.0, steps: int = 200
                 lr *= factor
                 if len(lrs) >= steps:
                     break
+            if len(lrs) == before:          # no batch at all: it would loop for ever
+                raise ValueError(f"lr_find: the training data gave no batch ({len(dataset)} "
+                                 "faces); pass faces to train on")
     finally:
         _restore(net, snap)
     lrs, losses, smoothed = (np.asarray(a, dtype=float) for a in (lrs, losses, smoothed))

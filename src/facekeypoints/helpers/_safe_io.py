@@ -222,6 +222,8 @@ def load_archive(path, fmt, error, what, newest=None, sealed_since=None):
     returned, so nothing is built from a damaged file.
     """
     prefix = f"{path} is not a valid facekeypoints {what}"
+    if os.path.exists(path) and not os.path.isfile(path):   # a FIFO would block, a device
+        raise error(f"{prefix}: it is not a regular file (a pipe, socket or device)")
     with open(path, "rb") as f:      # errors opening it are the system's (OSError) ...
         try:
             payload = load_weights_only(f)

@@ -522,6 +522,12 @@ def point_errors_px(y_true, y_pred, scaled: bool = True, layout=None) -> np.ndar
     y_pred = np.atleast_2d(np.asarray(y_pred, dtype=np.float64))
     if y_true.shape != y_pred.shape:
         raise ValueError(f"targets {y_true.shape} and predictions {y_pred.shape} differ in shape")
+    bad = ~np.isfinite(y_pred) & ~np.isnan(y_true)
+    if bad.any() or np.isinf(y_true).any():
+        which = "predictions" if bad.any() else "targets"
+        count = int(bad.sum()) if bad.any() else int(np.isinf(y_true).sum())
+        raise ValueError(f"{which} hold {count} NaN or infinite values where keypoints are "
+                         "labelled (a diverged net?); measure finite predictions")
     lay = _layout_of(layout, y_true.shape[1])
     factor = lay.pixel_scale if scaled else 1.0
     diff = (y_pred - y_true) * factor
@@ -629,9 +635,12 @@ def _measured(y_true, y_pred, by, scaled, layout, box_size, what):
                       f"the {errors.by} normaliser's keypoints and are left out "
                       "(normalized_errors(...).faces_without_normalizer counts them)",
                       stacklevel=3)
+    if not errors.faces:
+        raise ValueError(f"{what}: no faces to measure (0 rows); pass at least one face")
     if not errors.faces_measured:
-        raise ValueError(f"{what}: no face has the {errors.by} normaliser's keypoints and a "
-                         "labelled keypoint; use by='box' or faces with those keypoints")
+        raise ValueError(f"{what}: no face has the {errors.by} normaliser's keypoints (both "
+                         "labelled, and apart) and a labelled keypoint; use by='box' or faces "
+                         "with those keypoints")
     return errors
 
 

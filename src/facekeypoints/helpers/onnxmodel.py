@@ -102,12 +102,51 @@ class OnnxKeypointNet:
             raise OnnxModelError(f"{self.path} was not written by facekeypoints.export_onnx "
                                  "(no facekeypoints.layout metadata); export the model with "
                                  "'facekeypoints export MODEL -o model.onnx'")
-        self.layout = KeypointLayout.from_dict(self.metadata["layout"])
+        try:
+            self.layout = KeypointLayout.from_dict(self.metadata["layout"])
+        except (ValueError, AttributeError) as exc:
+            raise OnnxModelError(f"{self.path}: metadata 'facekeypoints.layout' is damaged "
+                                 f"({' '.join(str(exc).split())[:200]}); export the model "
+                                 "again") from None
         self.columns_ = list(self.metadata.get("columns") or self.layout.columns)
         self.tta = bool(self.metadata.get("tta", False))
         self.photo_calibration = self.metadata.get("photo_calibration")
+        self._check_graph()
         self._input = self._session.get_inputs()[0].name
         self._outputs = {o.name for o in self._session.get_outputs()}
+
+    def _check_graph(self):
+        """Refuse metadata that contradicts the graph (a forged or edited file), in one line."""
+        where = f"{self.path}: "
+        if self.columns_ != list(self.layout.columns):
+            raise OnnxModelError(where + f"metadata names {len(self.columns_)} columns but its "
+                                 f"layout has {len(self.layout.columns)}; the metadata was "
+                                 "edited or the file forged: export the model again")
+        cal = self.photo_calibration
+        if cal is not None and not (isinstance(cal, dict) and all(
+                isinstance(cal.get(k, 0.0), (int, float)) and np.isfinite(cal.get(k, 0.0))
+                for k in ("dx", "dy", "scale")) and cal.get("scale", 1.0) > 0):
+            raise OnnxModelError(where + "metadata 'facekeypoints.photo_calibration' is not "
+                                 "{dx, dy, scale} finite numbers (scale > 0); export the model "
+                                 "again")
+        side, k = self.image_side, len(self.columns_)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or not _dims_fit(inputs[0].shape, (None, 1, side, side)) \
+                or inputs[0].type != "tensor(float)":
+            got = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+            raise OnnxModelError(where + f"the graph takes {got}, not one float tensor of "
+                                 f"faces (n, 1, {side}, {side}) as its metadata says; it is not "
+                                 "a facekeypoints export: export the model again")
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        for name in ("keypoints", "keypoints_tta"):
+            o = outputs.get(name)
+            if o is None and name == "keypoints_tta":
+                continue
+            if o is None or not _dims_fit(o.shape, (None, k)):
+                got = ", ".join(f"{n} {v.shape}" for n, v in outputs.items())
+                raise OnnxModelError(where + f"the graph's outputs are {got}; a facekeypoints "
+                                     f"export has 'keypoints' of shape (n, {k}) for its {k} "
+                                     "columns: export the model again")
 
     @property
     def image_side(self) -> int:
@@ -146,11 +185,27 @@ class OnnxKeypointNet:
         name = "keypoints_tta" if use_tta and "keypoints_tta" in self._outputs else "keypoints"
         if len(X) == 0:
             return np.zeros((0, len(self.columns_)), np.float32)
-        (out,) = self._session.run([name], {self._input: np.ascontiguousarray(X)})
-        return np.asarray(out, dtype=np.float32)
+        try:
+            (out,) = self._session.run([name], {self._input: np.ascontiguousarray(X)})
+        except Exception as exc:  # onnxruntime raises its own classes for every failure
+            raise OnnxModelError(f"{self.path}: onnxruntime failed on faces of shape {X.shape} "
+                                 f"({' '.join(str(exc).split())[:200]})") from None
+        out = np.asarray(out, dtype=np.float32)
+        if out.shape != (len(X), len(self.columns_)):
+            raise OnnxModelError(f"{self.path}: the graph returned shape {out.shape} for "
+                                 f"{len(X)} faces, not ({len(X)}, {len(self.columns_)}); "
+                                 "export the model again")
+        return out
 
     def __repr__(self) -> str:
         return f"OnnxKeypointNet({str(self.path)!r}, keypoints={self.layout.n_keypoints})"
+
+
+def _dims_fit(shape, expected):
+    """Whether an onnxruntime shape (ints, names or None) can be ``expected`` (None: any)."""
+    if shape is None or len(shape) != len(expected):
+        return False
+    return all(e is None or not isinstance(d, int) or d == e for d, e in zip(shape, expected))
 
 
 def load_onnx(path: str | os.PathLike[str]) -> OnnxKeypointNet:
