@@ -651,22 +651,11 @@ class MlflowLogger(ConstructorParams, _SkorchMlflowLogger):
             The artifact names logged (``model.pt`` is missing for a net that
             :func:`facekeypoints.save_model` cannot write, e.g. a ``module=`` net).
         """
-        from .persist import save_model
-
-        logged = []
         with tempfile.TemporaryDirectory(prefix="facekeypoints-mlflow-") as tmp:
-            history = Path(tmp) / "history.json"
-            rows = [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
-            history.write_text(json.dumps(rows, default=float, indent=1))
-            files = [history]
-            try:
-                files.insert(0, save_model(net, Path(tmp) / "model.pt"))
-            except ValueError:
-                pass                        # a net without a safe model file
-            for path in files:
-                self.client_.log_artifact(self.run_id_, str(path))
-                logged.append(path.name)
-        return logged
+            names = _write_run_files(net, Path(tmp))
+            for name in names:
+                self.client_.log_artifact(self.run_id_, str(Path(tmp) / name))
+        return names
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -674,6 +663,22 @@ class MlflowLogger(ConstructorParams, _SkorchMlflowLogger):
         state["run_"] = None
         return state
 
+
+
+def _write_run_files(net: Any, folder: Path) -> list[str]:
+    """Write ``model.pt`` (a safe model file, when the net has one) and ``history.json``
+    (the per-epoch records, strict JSON) into ``folder``; the names written."""
+    from ._safe_io import write_json
+    from .persist import history_records, save_model
+
+    names = []
+    try:
+        save_model(net, folder / "model.pt")
+        names.append("model.pt")
+    except ValueError:
+        pass                                # a net without a safe model file
+    write_json(folder / "history.json", history_records(net))
+    return names + ["history.json"]
 
 def end_mlflow_run(tracking_uri: str | None, run_id: str, params: dict[str, Any] | None = None,
                    metrics: dict[str, float] | None = None, artifacts: tuple = (),
@@ -907,17 +912,8 @@ class WandbLogger(ConstructorParams, _SkorchWandbLogger):
             The file names saved (``model.pt`` is missing for a net that
             :func:`facekeypoints.save_model` cannot write, e.g. a ``module=`` net).
         """
-        from .persist import save_model
-
         files = Path(self.wandb_run.dir)
-        rows = [{k: v for k, v in row.items() if k != "batches"} for row in net.history]
-        (files / "history.json").write_text(json.dumps(rows, default=float, indent=1))
-        saved = ["history.json"]
-        try:
-            save_model(net, files / "model.pt")
-            saved.insert(0, "model.pt")
-        except ValueError:
-            pass                            # a net without a safe model file
+        saved = _write_run_files(net, files)
         for name in saved:
             self.wandb_run.save(str(files / name), base_path=str(files), policy="end")
         return saved
