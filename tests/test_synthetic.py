@@ -109,6 +109,38 @@ def test_keypoints_mark_visible_features(faces):
     assert darker / (2 * n) > 0.9
 
 
+def test_turned_faces_are_drawn_where_their_keypoints_are():
+    """Yaw and pitch at the ends of their ranges: the renderer's inverse of the turn takes
+    every keypoint back to its frontal point, and the pupil stays on its keypoint."""
+    from facekeypoints.datasets import _head_pose as pose
+
+    p = syn.sample_params(64, seed=5)
+    sign = np.where(np.arange(64) % 2 == 0, 1.0, -1.0)
+    p = p.replace(yaw=sign * pose.YAW_MAX, pitch=-sign * pose.PITCH_MAX)
+    v = p.values
+    fp = syn._face_points(v)
+    align = tuple(a[:, None] for a in syn._pose_alignment(v, fp))
+
+    def colf(name):
+        return np.asarray(v[name], np.float64)[:, None]
+
+    x, y = pose.forward(colf, fp[..., 0], fp[..., 1], align)
+    u, w = pose.inverse(colf, x, y, align)
+    assert np.abs(u - fp[..., 0]).max() < 0.05 and np.abs(w - fp[..., 1]).max() < 0.05
+    frontal = syn.keypoints(p.replace(yaw=0.0, pitch=0.0))
+    turned = syn.keypoints(p)
+    nose = col("nose_tip_x")
+    assert (np.sign(turned[:, nose] - frontal[:, nose]) == sign).mean() > 0.95
+    images = syn.render(p.replace(glasses=0.0, hand=0.0, fringe=0.0))
+    i = np.arange(64)
+    for side in ("left", "right"):
+        ex, ey = turned[:, col(f"{side}_eye_center_x")], turned[:, col(f"{side}_eye_center_y")]
+        pupil = images[i, ey.astype(int), ex.astype(int)].astype(int)
+        ring = np.stack([images[i, (ey + dy).astype(int), (ex + dx).astype(int)]
+                         for dx, dy in ((-6, 0), (6, 0), (0, 6))]).astype(int).mean(0)
+        assert (pupil < ring).mean() > 0.9, side
+
+
 def scaled_flip(kp):
     """The library's flip rule on scaled targets: x' = -x, then swap FLIP_INDICES pairs."""
     y = (kp - 48.0) / 48.0
@@ -264,15 +296,17 @@ def test_write_leaves_no_partial_files(tmp_path, monkeypatch):
 
 def test_default_data_dir_respects_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEKEYPOINTS_CACHE", str(tmp_path / "fk"))
-    assert syn.default_data_dir() == tmp_path / "fk" / "synthetic-v1-seed42"
+    v = syn.GENERATOR_VERSION
+    assert syn.default_data_dir() == tmp_path / "fk" / f"synthetic-v{v}-seed42"
     monkeypatch.delenv("FACEKEYPOINTS_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert syn.default_data_dir(seed=7) == tmp_path / "xdg" / "facekeypoints" / "synthetic-v1-seed7"
+    assert syn.default_data_dir(seed=7) == tmp_path / "xdg" / "facekeypoints" / \
+        f"synthetic-v{v}-seed7"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert syn.default_data_dir() == tmp_path / "home" / ".cache" / "facekeypoints" / \
-        "synthetic-v1-seed42"
-    assert syn.default_data_dir(n_train=30, n_test=5).name == "synthetic-v1-seed42-n30-5"
+        f"synthetic-v{v}-seed42"
+    assert syn.default_data_dir(n_train=30, n_test=5).name == f"synthetic-v{v}-seed42-n30-5"
 
 
 def test_ensure_default_dataset_generates_once(tmp_path, monkeypatch):
