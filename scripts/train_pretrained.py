@@ -99,6 +99,7 @@ def main(argv=None):
         "seed": args.seed,
         "command": "python scripts/train_pretrained.py " + shlex.join(argv or sys.argv[1:]),
         "data": "embedded synthetic faces (fk.load2d(), complete rows)",
+        "generator_version": fk.synthetic.GENERATOR_VERSION,
         "faces": int(len(X)),
         "data_sha256": data_digest(X, y),
         "valid_rmse_px": last.get("valid_rmse_px", (last["valid_loss"] ** 0.5) * 48),

@@ -250,13 +250,13 @@ def _sample_block(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
     p["eye_hw_L"], p["eye_hw_R"] = side(hw, 0.15, 5.5, 8.8)
     tilt = clipped(0.02, 0.05, -0.12, 0.16)
     p["eye_tilt_L"], p["eye_tilt_R"] = side(tilt, 0.02)
-    open_up = U(2.8, 4.2, m) * np.where(rng.random(m) < 0.08, 0.6, 1.0)
+    open_up = U(2.4, 3.6, m) * np.where(rng.random(m) < 0.08, 0.6, 1.0)
     p["eye_up_L"], p["eye_up_R"] = side(open_up, 0.12, 1.2, 4.6)
     open_lo = U(2.0, 3.2, m)
     p["eye_lo_L"], p["eye_lo_R"] = side(open_lo, 0.1, 1.2, 3.6)
     p["gaze_u"] = clipped(0.0, 0.6, -1.6, 1.6)
     p["gaze_v"] = clipped(-0.2, 0.25, -0.8, 0.5)
-    p["iris_r"] = U(2.7, 3.4, m)
+    p["iris_r"] = U(3.2, 4.0, m)
     p["iris"] = U(0.02, 0.25, m)
     p["sclera"] = U(0.0, 0.22, m)          # brighter than skin by this much
     p["highlight"] = coin(0.7) * U(0.3, 0.8, m)
@@ -313,9 +313,9 @@ def _sample_block(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
     p["head_depth"] = U(0.4, 0.5, m)
     p["nose_depth"] = U(8.0, 13.0, m)
     # A lamp lighting the turned face (see _head_pose.lambert): its direction and the ambient.
-    p["lamp_u"] = clipped(0.0, 0.45, -0.85, 0.85)
-    p["lamp_v"] = U(-0.5, 0.15, m)
-    p["ambient"] = U(0.35, 0.75, m)
+    p["lamp_u"] = clipped(0.0, 0.55, -0.9, 0.9)
+    p["lamp_v"] = U(-0.65, 0.25, m)
+    p["ambient"] = U(0.2, 0.7, m)
     p["flipped"] = np.zeros(m, dtype=bool)
     p["noise_seed"] = rng.integers(0, 2**63 - 1, m, dtype=np.int64)
     # Slide the crop so that every keypoint lies inside it (as crops of real faces are
