@@ -53,3 +53,12 @@ def test_precision_table_smoke(capsys):
                                      "--faces", "24", "--batch-size", "8"])
     out = capsys.readouterr().out
     assert "net5" in out and "bf16 vs fp32" in out and "worst bf16 vs fp32" in out
+
+
+def test_bench_env_compares_settings_in_separate_processes(capsys):
+    _script("bench_env").main(["--env", "default", "OMP_WAIT_POLICY=PASSIVE", "--net", "net2",
+                               "--batch", "8", "--samples", "20", "--epochs", "1",
+                               "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "round 1: default" in out and "OMP_WAIT_POLICY=PASSIVE" in out
+    assert out.count("median epoch") == 2

@@ -55,6 +55,11 @@ def _public_modules():
     return tuple(sorted(names))
 
 
+# Before torch loads: its OpenMP threads then wait without spinning (helpers/_openmp.py).
+from ._openmp import prefer_passive_waits as _prefer_passive_waits  # noqa: E402
+
+_prefer_passive_waits()
+
 # Eager, and light (numpy only): the function ``shared`` must win over the submodule's name.
 from .shared import float32 as float32, shared as shared  # noqa: E402 (after the path)
 from ._version import __version__ as __version__  # noqa: E402
