@@ -306,6 +306,7 @@ def _sample_block(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
     p["blur"] = U(0.3, 1.7, m)
     p["noise"] = U(0.0, 0.06, m)
     p["contrast"] = U(0.7, 1.25, m)
+    p["gamma"] = np.exp(U(-0.4, 0.4, m))
     p["brightness"] = N(0.0, 0.06, m)
     # Turning in depth (see _head_pose): yaw and pitch, the head's and the nose's depth.
     p["yaw"] = clipped(0.0, 0.32, -_head_pose.YAW_MAX, _head_pose.YAW_MAX)
@@ -1087,6 +1088,9 @@ def _render_chunk(p) -> np.ndarray:
 
     # Light, camera contrast, blur, sensor noise.
     img *= F(1) + R.col("light_x") * X + R.col("light_y") * Y
+    # The camera's tone curve: a gamma, then contrast and brightness.
+    np.clip(img, F(0), F(1), out=img)
+    img **= R.col("gamma")
     img = (img - F(0.5)) * R.col("contrast") + (F(0.5) + R.col("brightness"))
     # Sensor grain, then the lens and the resampling of a photo blur it.
     img += R.col("noise") * noise
