@@ -39,6 +39,7 @@ The pieces are importable for screening generator variants: :func:`load_mtfl`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -605,6 +606,11 @@ def main(argv: list[str] | None = None) -> int:
                     "train_s": float(sum(d for d in hist["dur_s"] if d is not None)),
                     "history": hist, "mean_keypoints": mean_keypoints(emb_y)}
         embedded["faces"] = int(len(emb_y))
+        record = Path(args.embedded_model).with_suffix(".json")   # train_pretrained.py's record
+        if record.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                embedded["generator_version"] = json.loads(record.read_text()).get(
+                    "generator_version")
         if not embedded["train_s"] and not args.no_equal_time and not args.pretrain_seconds:
             parser.error(f"--embedded-model: {args.embedded_model} records no epoch times, so "
                          "there is no pretraining time to match; add --no-equal-time")
