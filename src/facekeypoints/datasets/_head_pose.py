@@ -50,7 +50,8 @@ DAMPING = 0.7
 NAMES = ("yaw", "pitch", "head_depth", "nose_depth")
 
 
-def _cos_sin(theta):
+def cos_sin(theta):
+    """cos and sin with exact symmetry under theta -> -theta (mirroring stays exact)."""
     a = np.abs(theta)
     return np.cos(a), np.copysign(np.sin(a), theta)
 
@@ -93,8 +94,8 @@ def lambert(col: Callable[[str], np.ndarray], u, v):
     zv = (depth(col, u, v + h) - depth(col, u, v - h)) / (2 * h)
     norm = np.sqrt(zu * zu + zv * zv + dt.type(1))
     nx, ny, nz = -zu / norm, -zv / norm, dt.type(1) / norm
-    cy, sy = _cos_sin(col("yaw"))
-    cp, sp = _cos_sin(col("pitch"))
+    cy, sy = cos_sin(col("yaw"))
+    cp, sp = cos_sin(col("pitch"))
     nx, nz = nx * cy + nz * sy, nz * cy - nx * sy
     ny, nz = ny * cp + nz * sp, nz * cp - ny * sp
     lu, lv = col("lamp_u"), col("lamp_v")
@@ -105,8 +106,8 @@ def lambert(col: Callable[[str], np.ndarray], u, v):
 
 
 def _turn(col, u, v, z):
-    cy, sy = _cos_sin(col("yaw"))
-    cp, sp = _cos_sin(col("pitch"))
+    cy, sy = cos_sin(col("yaw"))
+    cp, sp = cos_sin(col("pitch"))
     return u * cy + z * sy, v * cp + z * sp
 
 
@@ -120,8 +121,8 @@ def forward(col: Callable[[str], np.ndarray], u, v, align):
 
 def inverse(col: Callable[[str], np.ndarray], x, y, align):
     """Frontal points that :func:`forward` takes to ``(x, y)``."""
-    cy, sy = _cos_sin(col("yaw"))
-    cp, sp = _cos_sin(col("pitch"))
+    cy, sy = cos_sin(col("yaw"))
+    cp, sp = cos_sin(col("pitch"))
     s, ou, ov = align
     x = (x + ou) / s
     y = (y + ov) / s

@@ -60,6 +60,7 @@ import numpy as np
 from ._cache import cache_dir, cache_write_error
 from ._safe_io import atomic_write, write_json
 from . import _head_pose
+from ._head_pose import cos_sin as _cos_sin
 from .data import IMAGE_SIDE, KEYPOINT_COLUMNS, N_PIXELS, register_default_dataset
 from .layout import KAGGLE
 
@@ -398,12 +399,6 @@ def mirror(params: FaceParams) -> FaceParams:
 # --------------------------------------------------------------------------------------------
 # Geometry: keypoints in face coordinates, then the pose transform
 # --------------------------------------------------------------------------------------------
-
-def _cos_sin(theta):
-    """cos and sin with exact symmetry under theta -> -theta (mirroring stays exact)."""
-    a = np.abs(theta)
-    return np.cos(a), np.copysign(np.sin(a), theta)
-
 
 def _eye_points(p, s: str, sign: float):
     """Iris centre, inner and outer corner of one eye in face coordinates (u, v)."""
