@@ -14,7 +14,7 @@ def _script(name):
     return module
 
 
-def test_gpu_check_smoke_on_cpu(capsys):
+def test_gpu_check_smoke_on_cpu(capsys, default_data):
     rc = _script("gpu_check").main(["--device", "cpu", "--epochs", "1", "--faces", "40",
                                     "--precision", "32"])
     out = capsys.readouterr().out
@@ -48,7 +48,7 @@ def test_bench_train_has_precision_and_expert(capsys):
         assert name in out
 
 
-def test_precision_table_smoke(capsys):
+def test_precision_table_smoke(capsys, default_data):
     _script("precision_table").main(["--nets", "net5", "--seeds", "0", "--epochs", "1",
                                      "--faces", "24", "--batch-size", "8"])
     out = capsys.readouterr().out

@@ -29,7 +29,7 @@ def test_matching_layers_load_and_the_rest_stay_new(tmp_path):
     assert "source has shape" in table
 
 
-def test_fit_trains_from_the_loaded_weights():
+def test_fit_trains_from_the_loaded_weights(default_data):
     X, y = fk.load2d()
     X, y = X[:64], y[:64]
     source = fk.pretrained()

@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
     return net, path
 
 
-def test_onnxruntime_matches_torch_on_200_faces_with_and_without_tta(exported):
+def test_onnxruntime_matches_torch_on_200_faces_with_and_without_tta(exported, default_data):
     net, path = exported
     X, _ = fk.load2d()
     X = X[:200]

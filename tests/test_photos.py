@@ -58,7 +58,7 @@ def test_keypoints_on_the_astronaut_lie_inside_her_face_box(net, astronaut):
     assert mouth[1] > max(left[1], right[1]) + 0.2 * b.height
 
 
-def test_a_pasted_face_maps_back_within_half_a_pixel(net):
+def test_a_pasted_face_maps_back_within_half_a_pixel(net, default_data):
     X, _ = fk.load2d()
     face = X[7, 0]
     scale, ox, oy = 3, 137, 59
@@ -73,7 +73,7 @@ def test_a_pasted_face_maps_back_within_half_a_pixel(net):
     assert np.abs(found.crop - face).max() < 1e-4
 
 
-def test_a_rotated_scaled_pasted_face_is_cropped_back_aligned():
+def test_a_rotated_scaled_pasted_face_is_cropped_back_aligned(default_data):
     cv2 = pytest.importorskip("cv2")
     X, _ = fk.load2d()
     face = X[11, 0]

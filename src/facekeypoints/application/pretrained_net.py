@@ -58,9 +58,11 @@ def pretrained(device: str = "cpu") -> Any:
 
     Examples
     --------
+    >>> import numpy as np
     >>> import facekeypoints as fk
     >>> net = fk.pretrained()
-    >>> net.predict(fk.load2d()[0][:2]).shape
+    >>> images, _ = fk.synthetic.render_faces(2)       # or X from fk.load2d()
+    >>> net.predict(images[:, None] / np.float32(255)).shape
     (2, 30)
     """
     from .persist import load_model
