@@ -16,7 +16,10 @@ a lamp from a random direction over their depth (the nose and the eye sockets sh
 re-framed the way crops of real faces are (a least-squares fit of the eye centres and mouth
 corners), and are blurred after their grain, as photos resampled to 96x96 are. Each of these
 was kept because it lowered the error on real faces of a net trained on these alone
-(``benchmarks/sim_to_real.py``, table in the README).
+(``benchmarks/sim_to_real.py``, table in the README). Version 3 exposes the photo for the
+face (bright skin, surroundings mostly darker, as in real crops), and adds nasolabial folds, a
+darker lip line, smiles (corners raised and wider, often open on the teeth) and shadows
+under the eyes.
 
 Coordinates: pixel column ``i`` spans ``[i, i + 1)``, so its centre is at ``x = i + 0.5``
 (the same for rows and ``y``).  Mirroring an image (``img[:, ::-1]``) therefore maps ``x`` to
@@ -76,7 +79,11 @@ __all__ = [
 ]
 
 #: Bump when the generator's output changes; it names the cache folder.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
+# The random streams' version: version 3 draws the faces of version 2 (the same parameters,
+# in the same order) and adds its own draws after them, so that each change was measured on
+# the same faces.
+_STREAM_VERSION = 2
 DEFAULT_SEED = 42
 DEFAULT_N_TRAIN = 7049     # Kaggle's training.csv rows
 DEFAULT_N_TEST = 1783      # Kaggle's test.csv rows
@@ -221,8 +228,9 @@ def _sample_block(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
     p["head_b"] = U(46.0, 60.0, m)
     p["head_v0"] = U(-4.0, 1.0, m)
     p["jaw"] = U(0.12, 0.34, m)
-    p["skin"] = U(0.35, 0.82, m)
-    p["bg"] = U(0.03, 0.97, m)
+    # Photos are exposed for the face: skin is bright, and what is around it mostly darker.
+    p["skin"] = U(0.55, 0.95, m)
+    p["bg"] = np.clip(p["skin"] + U(-0.85, 0.2, m), 0.03, 0.97)
     p["bg_grad_x"] = N(0, 0.003, m)
     p["bg_grad_y"] = N(0, 0.003, m)
     p["bg_texture"] = U(0.04, 0.3, m)
@@ -287,7 +295,7 @@ def _sample_block(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
     p["mouth_open"] = np.where(rng.random(m) < 0.3, U(0.6, 5.0, m), 0.0)
     p["lip_up"] = U(2.2, 3.6, m)
     p["lip_lo"] = U(1.9, 3.3, m)
-    p["lip"] = U(0.12, 0.36, m)            # darker than skin by this much
+    p["lip"] = U(0.12, 0.42, m)            # darker than skin by this much
     p["teeth"] = coin(0.6)
     # Beards: how dense (0: none), how far up the cheeks it reaches, and a moustache.
     p["beard"] = coin(0.15) * U(0.4, 0.9, m)
@@ -320,6 +328,23 @@ def _sample_block(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
     p["ambient"] = U(0.2, 0.7, m)
     p["flipped"] = np.zeros(m, dtype=bool)
     p["noise_seed"] = rng.integers(0, 2**63 - 1, m, dtype=np.int64)
+    # Nasolabial folds: soft creases from the nose's wings to beyond the mouth's corners.
+    p["fold_L"], p["fold_R"] = side(coin(0.8) * U(0.05, 0.3, m), 0.03, 0.0, 0.35)
+    p["fold_out"] = U(1.5, 4.0, m)
+    # Shadows under the eyes, from none to dark, just below the lower lid.
+    p["bags_L"], p["bags_R"] = side(coin(0.7) * U(0.05, 0.35, m), 0.03, 0.0, 0.4)
+    p["bags_drop"] = U(2.0, 4.5, m)
+    # Smiles: the corners rise and widen, the centre drops a little, and most smiles open
+    # on the teeth.
+    smiling = coin(0.4)
+    lift = smiling * U(1.0, 3.5, m)
+    for sd in ("L", "R"):
+        p["smile_" + sd] = p["smile_" + sd] + lift
+        p["mouth_hw_" + sd] = p["mouth_hw_" + sd] + 0.8 * lift
+    p["mouth_v"] = p["mouth_v"] + 0.5 * lift
+    grin = smiling * coin(0.6)
+    p["mouth_open"] = np.where(grin > 0, U(2.0, 6.0, m), p["mouth_open"])
+    p["teeth"] = np.maximum(p["teeth"], grin)
     # Slide the crop so that every keypoint lies inside it (as crops of real faces are
     # kept only when they do): the shift is clipped to the range that keeps them in.
     zero = np.zeros(m)
@@ -360,7 +385,7 @@ def sample_params(n: int, seed: int = 0) -> FaceParams:
         raise ValueError("n must be >= 0")
     blocks = []
     for b in range(max(1, -(-n // _BLOCK))):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, b]))
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_VERSION, b]))
         blocks.append(FaceParams(_sample_block(rng, _BLOCK)))
     return FaceParams.concat(blocks).take(slice(0, n))
 
@@ -765,7 +790,7 @@ def _eye_frame(R, sd, sign):
 def _eye_window(R, sd, sign):
     p = R.p
     return R.window(sign * (p["eye_sep"] + p["eye_dx_" + sd]),
-                    p["eye_v"] + p["eye_dy_" + sd] - 1.0, 12.5, 9.0)
+                    p["eye_v"] + p["eye_dy_" + sd] + 1.0, 12.5, 11.0)
 
 
 def _draw_eye(R, img, noise, sd, sign):
@@ -777,6 +802,11 @@ def _draw_eye(R, img, noise, sd, sign):
     mu, mv, su, pv = _eye_frame(W, sd, sign)
     g = np.maximum(_F(1) - (su * su * _F(1 / 110) + (pv + _F(2)) ** 2 * _F(1 / 30)), _F(0))
     win *= _F(1) - W.col("socket") * g * g
+    if "bags_" + sd in W.p:                   # shadows under the eye (eye bags)
+        lo_b = W.col("eye_lo_" + sd) + W.col("bags_drop")
+        qb = su / (W.col("eye_hw_" + sd) * _F(1.1))
+        band = np.exp(-((pv - lo_b) * _F(1 / 1.8)) ** 2) * np.maximum(_F(1) - qb * qb, _F(0))
+        win *= _F(1) - W.col("bags_" + sd) * band
     ct, st = _cos_sin(np.asarray(W.p["eye_tilt_" + sd], np.float64))
     ct = ct.astype(_F)[:, None, None]
     st = st.astype(_F)[:, None, None]
@@ -839,6 +869,30 @@ def _draw_brow(R, img, noise, sd, sign):
     a = _alpha(np.maximum(d_perp, d_end), W.px)
     win = W.get(img)
     _paint(win, a * _F(0.92), _brow_tone(W) + _F(0.03) * W.get(noise))
+    W.put(img, win)
+
+
+def _draw_folds(R, img):
+    """Nasolabial folds: on each side a soft dark crease along a slightly bowed line from
+    beside the nose's wing down to just outside and below the mouth's corner."""
+    if "fold_L" not in R.p:
+        return
+    cv = _F(0.5) * (np.asarray(R.p["nose_v"]) + np.asarray(R.p["mouth_v"])) + 1.0
+    W = R.window(np.zeros_like(cv), cv, 26.0, 13.0)
+    win = W.get(img)
+    skin = W.col("skin")
+    for sd, sign in (("L", 1.0), ("R", -1.0)):
+        ou = _F(sign) * (W.u - W.col("mouth_u"))
+        a_u = W.col("nose_w") * _F(0.9) + _F(1.5)
+        a_v = W.col("nose_v") - _F(1)
+        b_u = W.col("mouth_hw_" + sd) + W.col("fold_out")
+        b_v = W.col("mouth_v") + _F(3.5)
+        du, dv = b_u - a_u, b_v - a_v
+        t = np.clip(((ou - a_u) * du + (W.v - a_v) * dv) / (du * du + dv * dv), _F(0), _F(1))
+        bow = _F(1.2) * t * (_F(1) - t) * _F(4)        # bowed outwards in the middle
+        d = np.hypot(ou - (a_u + t * du + bow), W.v - (a_v + t * dv))
+        a = W.col("fold_" + sd) * np.exp(-_F(0.5) * (d / _F(1.3)) ** 2)
+        _paint(win, a, skin * _F(0.55))
     W.put(img, win)
 
 
@@ -905,7 +959,7 @@ def _draw_mouth(R, img):
     teeth = _alpha(v - (mid - gap + _F(0.9) * gap), px) * (W.col("teeth") > 0)
     _paint(win, a_open, _F(0.08) + _F(0.65) * teeth * np.minimum(open_ * _F(0.5), _F(1)))
     d_line = np.maximum(np.abs(v - mid) - _F(0.45), beyond - _F(0.3))
-    _paint(win, _alpha(d_line, px) * _F(0.8), lip_tone * _F(0.45))
+    _paint(win, _alpha(d_line, px) * _F(0.9), lip_tone * _F(0.3))
     d_below = np.sqrt((w / _F(7)) ** 2 + ((v - bot - _F(1.8)) / _F(1.6)) ** 2) - _F(1)
     _paint(win, _alpha(d_below * _F(2), px) * _F(0.22), skin * _F(0.6))
     W.put(img, win)
@@ -1067,6 +1121,7 @@ def _render_chunk(p) -> np.ndarray:
     for sd, sign in (("L", 1.0), ("R", -1.0)):
         _draw_brow(R, img, noise, sd, sign)
         _draw_eye(R, img, noise, sd, sign)
+    _draw_folds(R, img)
     _draw_nose(R, img)
     _draw_mouth(R, img)
     _draw_beard(R, img, tex_skin, noise)
@@ -1216,7 +1271,7 @@ def missing_mask(n: int, seed: int = 0) -> np.ndarray:
     numpy.ndarray
         bool (n, 30), True where a value is missing; x and y of a keypoint go together.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, 7]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_VERSION, 7]))
     order = rng.permutation(n)
     n_full = int(round(n * _FULL_FRACTION))
     n_defect = int(round(n_full * _DEFECT_FRACTION))
@@ -1256,7 +1311,7 @@ def lookup_features(n_test: int, seed: int = 0) -> list[tuple[int, str]]:
     list of (int, str)
         The lookup table's rows in order.
     """
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), GENERATOR_VERSION, 8]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _STREAM_VERSION, 8]))
     full = np.zeros(n_test, dtype=bool)
     full[rng.permutation(n_test)[: int(round(n_test * _LOOKUP_FULL_FRACTION))]] = True
     few = [c for c in KEYPOINT_COLUMNS if c[:-2] in _ALWAYS]
