@@ -8,10 +8,8 @@ from facekeypoints.layers import Conv2DLayer, DenseLayer, InputLayer, MaxPool2DL
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Never touch the user's cache directory from tests: each test gets its own."""
-    cache = tmp_path_factory.mktemp("cache")
-    monkeypatch.setenv("FACEKEYPOINTS_CACHE", str(cache))
-    return cache
+    """Never touch the user's cache directory from tests."""
+    monkeypatch.setenv("FACEKEYPOINTS_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
 #: Rows of the stand-in for the default data set (Kaggle's pattern of gaps leaves about 30%

@@ -881,10 +881,10 @@ def _draw_folds(R, img):
     W = R.window(np.zeros_like(cv), cv, 26.0, 13.0)
     win = W.get(img)
     skin = W.col("skin")
+    a_u = W.col("nose_w") * _F(0.9) + _F(1.5)       # the upper end, beside the nose's wing
+    a_v = W.col("nose_v") - _F(1)
     for sd, sign in (("L", 1.0), ("R", -1.0)):
         ou = _F(sign) * (W.u - W.col("mouth_u"))
-        a_u = W.col("nose_w") * _F(0.9) + _F(1.5)
-        a_v = W.col("nose_v") - _F(1)
         b_u = W.col("mouth_hw_" + sd) + W.col("fold_out")
         b_v = W.col("mouth_v") + _F(3.5)
         du, dv = b_u - a_u, b_v - a_v
